@@ -1,0 +1,6 @@
+//! Cairn's domain: validated names and roles shared by every layer. No I/O lives here;
+//! values are parsed once at the boundary so the inside of the system only sees valid ones.
+
+pub mod account;
+
+pub use account::{Password, Role, Username, ValidationError};

@@ -1,0 +1,17 @@
+//! Cairn's PostgreSQL layer: connection pool, the embedded cluster launcher, the embedded
+//! migrations and one repository module per aggregate. Repositories take an executor
+//! (pool or transaction) and hold no HTTP types.
+
+pub mod audit;
+pub mod datadir_lock;
+pub mod embedded;
+pub mod pool;
+pub mod sessions;
+pub mod settings;
+pub mod tokens;
+pub mod users;
+
+pub use pool::{Db, DbError};
+
+/// The migrations under the top-level `migrations/`, embedded in the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");

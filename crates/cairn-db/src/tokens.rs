@@ -1,0 +1,155 @@
+//! API tokens: the stored half of each signed JWT (its id, owner, scope, expiry and
+//! revocation). The signed token itself is never stored.
+
+use chrono::{DateTime, Utc};
+use sqlx::{AssertSqlSafe, FromRow, PgExecutor};
+use uuid::Uuid;
+
+use crate::DbError;
+use crate::users::UserRow;
+
+#[derive(Debug, Clone, FromRow)]
+pub struct TokenRow {
+    pub id: Uuid,
+    pub user_id: i64,
+    pub name: String,
+    pub scope: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+const COLUMNS: &str = "id, user_id, name, scope, created_at, expires_at, revoked_at, last_used_at";
+
+pub struct NewToken<'a> {
+    pub id: Uuid,
+    pub user_id: i64,
+    pub name: &'a str,
+    pub scope: &'a str,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+pub async fn insert(db: impl PgExecutor<'_>, token: &NewToken<'_>) -> Result<TokenRow, DbError> {
+    let sql = format!(
+        "INSERT INTO api_tokens (id, user_id, name, scope, expires_at) VALUES ($1, $2, $3, $4, $5) \
+         RETURNING {COLUMNS}"
+    );
+    Ok(sqlx::query_as(AssertSqlSafe(sql))
+        .bind(token.id)
+        .bind(token.user_id)
+        .bind(token.name)
+        .bind(token.scope)
+        .bind(token.expires_at)
+        .fetch_one(db)
+        .await?)
+}
+
+pub async fn list_for_user(
+    db: impl PgExecutor<'_>,
+    user_id: i64,
+) -> Result<Vec<TokenRow>, DbError> {
+    let sql =
+        format!("SELECT {COLUMNS} FROM api_tokens WHERE user_id = $1 ORDER BY created_at DESC");
+    Ok(sqlx::query_as(AssertSqlSafe(sql))
+        .bind(user_id)
+        .fetch_all(db)
+        .await?)
+}
+
+pub async fn list_all(db: impl PgExecutor<'_>) -> Result<Vec<(TokenRow, String)>, DbError> {
+    #[derive(FromRow)]
+    struct Joined {
+        #[sqlx(flatten)]
+        token: TokenRow,
+        username: String,
+    }
+    let rows: Vec<Joined> = sqlx::query_as(
+        "SELECT t.id, t.user_id, t.name, t.scope, t.created_at, t.expires_at, t.revoked_at, \
+         t.last_used_at, u.username FROM api_tokens t JOIN users u ON u.id = t.user_id \
+         ORDER BY t.created_at DESC",
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.token, r.username)).collect())
+}
+
+pub async fn find(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<TokenRow>, DbError> {
+    let sql = format!("SELECT {COLUMNS} FROM api_tokens WHERE id = $1");
+    Ok(sqlx::query_as(AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(db)
+        .await?)
+}
+
+/// The token and its owner in one query: what every token-authenticated request needs.
+pub async fn find_with_user(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+) -> Result<Option<(TokenRow, UserRow)>, DbError> {
+    #[derive(FromRow)]
+    struct Joined {
+        id: Uuid,
+        user_id: i64,
+        name: String,
+        scope: String,
+        created_at: DateTime<Utc>,
+        expires_at: Option<DateTime<Utc>>,
+        revoked_at: Option<DateTime<Utc>>,
+        last_used_at: Option<DateTime<Utc>>,
+        username: String,
+        password_hash: String,
+        role: String,
+        disabled: bool,
+        user_created_at: DateTime<Utc>,
+    }
+    let row: Option<Joined> = sqlx::query_as(
+        "SELECT t.id, t.user_id, t.name, t.scope, t.created_at, t.expires_at, t.revoked_at, \
+         t.last_used_at, u.username, u.password_hash, u.role, u.disabled, u.created_at AS user_created_at \
+         FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|r| {
+        let token = TokenRow {
+            id: r.id,
+            user_id: r.user_id,
+            name: r.name,
+            scope: r.scope,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+            revoked_at: r.revoked_at,
+            last_used_at: r.last_used_at,
+        };
+        let user = UserRow {
+            id: r.user_id,
+            username: r.username,
+            password_hash: r.password_hash,
+            role: r.role,
+            disabled: r.disabled,
+            created_at: r.user_created_at,
+        };
+        (token, user)
+    }))
+}
+
+/// Marks the token revoked; returns the row, or None when it does not exist.
+/// Revoking twice keeps the first revocation time.
+pub async fn revoke(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<TokenRow>, DbError> {
+    let sql = format!(
+        "UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 RETURNING {COLUMNS}"
+    );
+    Ok(sqlx::query_as(AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(db)
+        .await?)
+}
+
+pub async fn touch_last_used(db: impl PgExecutor<'_>, id: Uuid) -> Result<(), DbError> {
+    sqlx::query("UPDATE api_tokens SET last_used_at = now() WHERE id = $1")
+        .bind(id)
+        .execute(db)
+        .await?;
+    Ok(())
+}

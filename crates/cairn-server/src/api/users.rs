@@ -1,0 +1,125 @@
+//! `/api/v1/me` and user administration (`/api/v1/users`, admins only).
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use cairn_core::Role;
+use cairn_db::users::{self, UserRow};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{ApiError, ApiJson};
+use crate::accounts;
+use crate::audit::{Actor, Audited};
+use crate::auth::Principal;
+use crate::state::AppState;
+
+#[derive(Serialize)]
+pub struct UserView {
+    username: String,
+    role: Role,
+    disabled: bool,
+    created_at: DateTime<Utc>,
+}
+
+impl From<UserRow> for UserView {
+    fn from(row: UserRow) -> Self {
+        UserView {
+            role: row.role(),
+            username: row.username,
+            disabled: row.disabled,
+            created_at: row.created_at,
+        }
+    }
+}
+
+fn require_admin(principal: &Principal) -> Result<(), ApiError> {
+    if principal.is_admin() {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden("only admins manage users"))
+    }
+}
+
+pub async fn me(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+) -> Result<Json<UserView>, ApiError> {
+    let row = users::find_by_id(&state.db.pool, principal.user_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("your account no longer exists"))?;
+    Ok(Json(row.into()))
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    require_admin(&principal)?;
+    let rows = users::list(&state.db.pool).await?;
+    let views: Vec<UserView> = rows.into_iter().map(UserView::from).collect();
+    Ok(Json(serde_json::json!({ "users": views })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUser {
+    username: String,
+    password: String,
+    role: Option<Role>,
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    actor: Actor,
+    ApiJson(body): ApiJson<CreateUser>,
+) -> Result<Response, ApiError> {
+    require_admin(&principal)?;
+    let role = body.role.unwrap_or(Role::Member);
+    let row =
+        accounts::create_user(&state.db, &actor, &body.username, &body.password, role).await?;
+    Ok((
+        StatusCode::CREATED,
+        Extension(Audited),
+        Json(UserView::from(row)),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUser {
+    role: Option<Role>,
+    disabled: Option<bool>,
+    password: Option<String>,
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    actor: Actor,
+    Path(username): Path<String>,
+    ApiJson(body): ApiJson<UpdateUser>,
+) -> Result<Response, ApiError> {
+    require_admin(&principal)?;
+    if body.role.is_none() && body.disabled.is_none() && body.password.is_none() {
+        return Err(ApiError::bad_request(
+            "nothing to change: give role, disabled or password",
+        ));
+    }
+    if let Some(role) = body.role {
+        accounts::set_role(&state.db, &actor, &username, role).await?;
+    }
+    if let Some(disabled) = body.disabled {
+        accounts::set_disabled(&state.db, &actor, &username, disabled).await?;
+    }
+    if let Some(password) = &body.password {
+        accounts::set_password(&state.db, &actor, &username, password).await?;
+    }
+    let row = users::find_by_name(&state.db.pool, &username)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no user named {username:?}")))?;
+    Ok((Extension(Audited), Json(UserView::from(row))).into_response())
+}

@@ -1,0 +1,47 @@
+//! The authenticated caller.
+
+use cairn_core::Role;
+use uuid::Uuid;
+
+use super::TokenScope;
+
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub user_id: i64,
+    pub username: String,
+    pub role: Role,
+    pub credential: Credential,
+}
+
+/// How the caller proved who they are.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    /// A dashboard session; state-changing requests must echo its CSRF token.
+    Session {
+        csrf_token: String,
+    },
+    Token {
+        id: Uuid,
+        scope: TokenScope,
+    },
+    Basic,
+}
+
+impl Principal {
+    /// Whether this caller may change data: members and admins, unless they came with a
+    /// read-only token.
+    pub fn can_write(&self) -> bool {
+        let token_allows = !matches!(
+            self.credential,
+            Credential::Token {
+                scope: TokenScope::Read,
+                ..
+            }
+        );
+        self.role >= Role::Member && token_allows
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin && self.can_write()
+    }
+}

@@ -1,0 +1,17 @@
+//! Cairn's HTTP server: the native API (`/api/v1`), the dashboard, authentication, the
+//! audit middleware and the operational endpoints. `Application::build` is the one way
+//! to assemble the server, used by `cairn serve` and by the tests alike.
+
+pub mod accounts;
+pub mod api;
+pub mod audit;
+pub mod auth;
+pub mod config;
+pub mod ops;
+pub mod startup;
+pub mod state;
+pub mod ui;
+
+pub use config::{Secret, ServerConfig};
+pub use startup::Application;
+pub use state::AppState;

@@ -1,0 +1,133 @@
+//! Assembling the server: state, routes and all middleware in one place, and serving with
+//! graceful shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderName, StatusCode};
+use axum::middleware::from_fn_with_state;
+use axum::routing::get;
+use cairn_db::Db;
+use cairn_storage::Storage;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::auth::{BasicAuthCache, LoginLimiter};
+use crate::config::ServerConfig;
+use crate::state::{App, AppState};
+use crate::{accounts, api, audit, ops, ui};
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+}
+
+impl Application {
+    /// Binds the listener and builds the router. The database must be migrated already.
+    pub async fn build(
+        config: ServerConfig,
+        db: Db,
+        storage: Storage,
+    ) -> Result<Application, BuildError> {
+        let token_keys =
+            accounts::token_keys(&db, config.jwt_secret.as_ref().map(|s| s.expose())).await?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| BuildError::Bind(config.listen, e))?;
+        let state = AppState(Arc::new(App {
+            config,
+            db,
+            storage,
+            token_keys,
+            login_limiter: LoginLimiter::default(),
+            basic_cache: BasicAuthCache::default(),
+            metrics: ops::HttpMetrics::default(),
+        }));
+        let router = router(&state);
+        Ok(Application {
+            listener,
+            router,
+            state,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or(self.state.config.listen)
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then finishes in-flight requests.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let sweeper = tokio::spawn(sweep_expired_sessions(self.state.clone()));
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let result = axum::serve(self.listener, service)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        sweeper.abort();
+        result
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("cannot listen on {0}: {1}")]
+    Bind(SocketAddr, std::io::Error),
+    #[error(transparent)]
+    Db(#[from] cairn_db::DbError),
+}
+
+pub fn router(state: &AppState) -> Router {
+    let config = &state.config;
+    Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .nest("/api/v1", api::router(state))
+        .merge(ui::router())
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(from_fn_with_state(state.clone(), audit::record_mutations))
+        .layer(from_fn_with_state(state.clone(), ops::track_requests))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, config.request_timeout))
+        .layer(CatchPanicLayer::new())
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                let request_id = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
+                tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(SetSensitiveRequestHeadersLayer::new([axum::http::header::AUTHORIZATION, axum::http::header::COOKIE]))
+        .with_state(state.clone())
+}
+
+async fn sweep_expired_sessions(state: AppState) {
+    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        if let Err(e) = cairn_db::sessions::delete_expired(&state.db.pool).await {
+            tracing::warn!(error = %e, "could not delete expired sessions");
+        }
+    }
+}

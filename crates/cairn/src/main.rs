@@ -1,0 +1,70 @@
+//! `cairn`: the server and its admin commands.
+
+mod admin;
+mod config;
+mod serve;
+mod telemetry;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{DataArgs, ServeArgs};
+
+#[derive(Parser)]
+#[command(
+    name = "cairn",
+    version,
+    about = "Cairn: experiment tracking, model registry, datasets and training jobs for ML teams"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the server (embedded PostgreSQL unless DATABASE_URL is set)
+    Serve(Box<ServeArgs>),
+    /// Apply database migrations and exit
+    Migrate(DataArgs),
+    /// Manage user accounts
+    #[command(subcommand)]
+    User(admin::UserCommand),
+    /// Manage API tokens
+    #[command(subcommand)]
+    Token(admin::TokenCommand),
+    /// Inspect the audit log
+    #[command(subcommand)]
+    Audit(admin::AuditCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => serve::run(*args).await,
+            Command::Migrate(args) => admin::migrate(args).await,
+            Command::User(cmd) => admin::user(cmd).await,
+            Command::Token(cmd) => admin::token(cmd).await,
+            Command::Audit(cmd) => admin::audit(cmd).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
