@@ -1,1 +1,7 @@
+//! Black-box tests of the running application over HTTP.
 
+mod api_errors;
+mod audit;
+mod auth;
+mod dashboard;
+mod ops;

@@ -49,7 +49,7 @@ pub struct EmbeddedOptions {
     /// Test clusters: fsync=off, synchronous_commit=off, full_page_writes=off.
     pub ephemeral: bool,
     /// Have the kernel send the postmaster SIGINT (fast shutdown) when this
-    /// process dies, however it dies.
+    /// process dies, however it dies (`prctl(PR_SET_PDEATHSIG)`).
     pub stop_with_parent: bool,
 }
 
@@ -512,8 +512,11 @@ fn prepare_data_dir(cluster_dir: &Path, run_as: Option<RunAs>) -> Result<PathBuf
         return Ok(relocated);
     }
     let cluster_dir = fs::canonicalize(cluster_dir).map_err(io_err("resolve", cluster_dir))?;
+    // An existing cluster stays where it is, even if unreachable now:
+    // relocating it would silently start an empty one.
     if let Some(user) = run_as
         && !can_reach(&cluster_dir, user)
+        && !cluster_dir.join("PG_VERSION").exists()
     {
         let relocated = relocation_target(&cluster_dir);
         let root = Path::new(RELOCATION_ROOT);

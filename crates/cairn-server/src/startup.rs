@@ -36,7 +36,7 @@ pub struct Application {
 impl Application {
     /// Binds the listener and builds the router. The database must be migrated already.
     pub async fn build(
-        config: ServerConfig,
+        mut config: ServerConfig,
         db: Db,
         storage: Storage,
     ) -> Result<Application, BuildError> {
@@ -44,6 +44,10 @@ impl Application {
             accounts::token_keys(&db, config.jwt_secret.as_ref().map(|s| s.expose())).await?;
         let listener = TcpListener::bind(config.listen)
             .await
+            .map_err(|e| BuildError::Bind(config.listen, e))?;
+        // With port 0 the OS picks one; links must name the real one.
+        config.listen = listener
+            .local_addr()
             .map_err(|e| BuildError::Bind(config.listen, e))?;
         let state = AppState(Arc::new(App {
             config,

@@ -33,7 +33,7 @@ pub async fn recent(
     Extension(principal): Extension<Principal>,
     Query(query): Query<RecentQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    if !principal.is_admin() {
+    if principal.role != cairn_core::Role::Admin {
         return Err(ApiError::forbidden("only admins read the audit log"));
     }
     let limit = query.limit.unwrap_or(100);

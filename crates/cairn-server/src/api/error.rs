@@ -112,6 +112,7 @@ impl From<cairn_db::DbError> for ApiError {
     }
 }
 
-pub async fn not_found(uri: axum::http::Uri) -> ApiError {
+/// The full path (a nested router sees only the part after `/api/v1`).
+pub async fn not_found(axum::extract::OriginalUri(uri): axum::extract::OriginalUri) -> ApiError {
     ApiError::not_found(format!("no API route at {}", uri.path()))
 }

@@ -34,8 +34,9 @@ impl From<UserRow> for UserView {
     }
 }
 
+/// Admin role; whether the credential may write is the guard's business.
 fn require_admin(principal: &Principal) -> Result<(), ApiError> {
-    if principal.is_admin() {
+    if principal.role == Role::Admin {
         Ok(())
     } else {
         Err(ApiError::forbidden("only admins manage users"))
