@@ -24,6 +24,8 @@ const TEMPLATE_DB: &str = "cairn_template";
 struct Cluster {
     /// Options for the maintenance database; `.database(name)` for others.
     options: PgConnectOptions,
+    /// URL of the maintenance database, for processes started by tests.
+    url: url::Url,
 }
 
 static CLUSTER: OnceLock<Cluster> = OnceLock::new();
@@ -45,10 +47,12 @@ fn cluster() -> &'static Cluster {
 }
 
 async fn start_cluster() -> Cluster {
-    let options = match std::env::var("CAIRN_TEST_DATABASE_URL") {
-        Ok(url) => url
-            .parse::<PgConnectOptions>()
-            .expect("CAIRN_TEST_DATABASE_URL is a PostgreSQL URL"),
+    let (options, url) = match std::env::var("CAIRN_TEST_DATABASE_URL") {
+        Ok(url) => (
+            url.parse::<PgConnectOptions>()
+                .expect("CAIRN_TEST_DATABASE_URL is a PostgreSQL URL"),
+            url,
+        ),
         Err(_) => {
             remove_stale_clusters();
             let dir = std::env::temp_dir().join(format!("cairn-test-pg-{}", std::process::id()));
@@ -61,12 +65,14 @@ async fn start_cluster() -> Cluster {
             .await
             .expect("start the private test PostgreSQL cluster");
             let options = cluster.connect_options("postgres");
+            let url = cluster.database_url("postgres");
             // The cluster lives as long as this process: the postmaster gets SIGINT when
             // the process exits (PDEATHSIG), so the handle must not stop it on drop.
             std::mem::forget(cluster);
-            options
+            (options, url)
         }
     };
+    let url = url::Url::parse(&url).expect("cluster URL");
     let mut conn = PgConnection::connect_with(&options)
         .await
         .expect("connect to the test cluster");
@@ -86,7 +92,7 @@ async fn start_cluster() -> Cluster {
         .expect("connect to the template");
     template.migrate().await.expect("migrate the template");
     template.pool.close().await;
-    Cluster { options }
+    Cluster { options, url }
 }
 
 /// Removes clusters left behind by test processes that no longer run.
@@ -109,8 +115,7 @@ fn remove_stale_clusters() {
     }
 }
 
-/// A fresh, migrated database of its own for one test.
-pub async fn fresh_db() -> Db {
+async fn create_database() -> String {
     let cluster = cluster();
     let name = format!("t_{}", uuid::Uuid::new_v4().simple());
     let mut conn = PgConnection::connect_with(&cluster.options)
@@ -122,9 +127,23 @@ pub async fn fresh_db() -> Db {
     .execute(&mut conn)
     .await
     .expect("create the test database");
-    Db::connect(cluster.options.clone().database(&name), 8)
+    name
+}
+
+/// A fresh, migrated database of its own for one test.
+pub async fn fresh_db() -> Db {
+    let name = create_database().await;
+    Db::connect(cluster().options.clone().database(&name), 8)
         .await
         .expect("connect to the test database")
+}
+
+/// The URL of a fresh, migrated database, for a `cairn` process started by a test.
+pub async fn fresh_database_url() -> String {
+    let name = create_database().await;
+    let mut url = cluster().url.clone();
+    url.set_path(&name);
+    url.to_string()
 }
 
 /// The running application and what a test needs to talk to it.

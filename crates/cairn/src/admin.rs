@@ -35,10 +35,12 @@ pub async fn open_database(
         }
         Database::Embedded { cluster_dir } => {
             let cluster = if start_embedded {
+                // If cairn dies without cleaning up, the kernel stops the cluster too, so a
+                // restart never finds an orphaned postmaster holding the data directory.
                 let options = EmbeddedOptions {
                     cluster_dir: cluster_dir.clone(),
                     ephemeral: false,
-                    stop_with_parent: false,
+                    stop_with_parent: true,
                 };
                 EmbeddedPostgres::start(options).await?
             } else {
