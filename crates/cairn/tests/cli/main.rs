@@ -48,6 +48,10 @@ fn free_port() -> u16 {
 }
 
 impl Server {
+    #[expect(
+        clippy::zombie_processes,
+        reason = "the child is owned by Server, whose Drop kills and reaps it"
+    )]
     pub fn start(data_dir: &Path, envs: &[(&str, &str)]) -> Server {
         let port = free_port();
         let mut child = Command::new(BIN)
@@ -99,5 +103,6 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
