@@ -2,11 +2,13 @@
 //! audit middleware and the operational endpoints. `Application::build` is the one way
 //! to assemble the server, used by `cairn serve` and by the tests alike.
 
+pub mod access;
 pub mod accounts;
 pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod config;
+pub mod mlflow;
 pub mod ops;
 pub mod startup;
 pub mod state;

@@ -23,7 +23,7 @@ use tower_http::trace::TraceLayer;
 use crate::auth::{BasicAuthCache, LoginLimiter};
 use crate::config::ServerConfig;
 use crate::state::{App, AppState};
-use crate::{accounts, api, audit, ops, ui};
+use crate::{accounts, api, audit, mlflow, ops, ui};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -108,6 +108,7 @@ pub fn router(state: &AppState) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .nest("/api/v1", api::router(state))
+        .merge(mlflow::router(state))
         .merge(ui::router())
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(from_fn_with_state(state.clone(), audit::record_mutations))

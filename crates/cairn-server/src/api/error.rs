@@ -93,6 +93,16 @@ impl From<AuthError> for ApiError {
     }
 }
 
+impl From<crate::access::Denial> for ApiError {
+    fn from(denial: crate::access::Denial) -> Self {
+        use crate::access::Denial;
+        match denial {
+            Denial::Auth(e) => e.into(),
+            other => ApiError::forbidden(other.to_string()),
+        }
+    }
+}
+
 impl From<AccountError> for ApiError {
     fn from(e: AccountError) -> Self {
         match e {

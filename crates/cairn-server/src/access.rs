@@ -1,18 +1,17 @@
-//! Authentication and write permission for the whole API, in one place.
+//! Authentication and write permission for every API surface, in one place.
 //!
 //! Every request must authenticate (Bearer token, Basic, or a dashboard session plus its
 //! CSRF header for state-changing requests). A state-changing request also needs write
 //! permission (member or admin, and not a read-only token), except on the few self-service
-//! routes listed below, where a viewer manages their own tokens.
+//! routes listed below, where a viewer manages their own tokens. Each surface renders a
+//! [`Denial`] in its own error shape (problem details, MLflow's error JSON).
 
-use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-use axum::http::{HeaderMap, Method};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use axum_extra::extract::CookieJar;
 use std::net::SocketAddr;
 
-use super::ApiError;
+use axum::extract::{ConnectInfo, MatchedPath, Request};
+use axum::http::{HeaderMap, Method};
+use axum_extra::extract::CookieJar;
+
 use crate::audit::ActorSlot;
 use crate::auth::session::{self, CSRF_HEADER};
 use crate::auth::{self, AuthError, Credential, Principal};
@@ -21,36 +20,43 @@ use crate::state::AppState;
 /// State-changing routes that only act on the caller's own account.
 const SELF_SERVICE_ROUTES: &[&str] = &["/api/v1/tokens", "/api/v1/tokens/{id}"];
 
-pub async fn authenticate(
-    State(state): State<AppState>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+/// Why a request was not admitted.
+#[derive(Debug, thiserror::Error)]
+pub enum Denial {
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error("missing or wrong X-CSRF-Token header for a session request")]
+    Csrf,
+    #[error("{username} cannot change data: role {role} with this credential is read-only")]
+    ReadOnly { username: String, role: String },
+}
+
+impl From<cairn_db::DbError> for Denial {
+    fn from(e: cairn_db::DbError) -> Self {
+        Denial::Auth(AuthError::Internal(e))
+    }
+}
+
+/// Authenticates and authorizes the request; on success the [`Principal`] is in the
+/// request's extensions for the handler.
+pub async fn admit(state: &AppState, request: &mut Request) -> Result<(), Denial> {
     let client_ip = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map_or_else(|| "unknown".to_owned(), |ConnectInfo(a)| a.ip().to_string());
-    let principal =
-        match principal_for(&state, request.headers(), request.method(), &client_ip).await {
-            Ok(principal) => principal,
-            Err(e) => return e.into_response(),
-        };
+    let principal = principal_for(state, request.headers(), request.method(), &client_ip).await?;
     ActorSlot::fill(request.extensions(), &principal);
-    if let Err(e) = authorize(&principal, &request) {
-        return e.into_response();
-    }
+    authorize(&principal, request)?;
     request.extensions_mut().insert(principal);
-    next.run(request).await
+    Ok(())
 }
 
-/// Takes the headers rather than the request: a request body is not `Sync`, so a
-/// reference to the request could not be held across the awaits.
 async fn principal_for(
     state: &AppState,
     headers: &HeaderMap,
     method: &Method,
     client_ip: &str,
-) -> Result<Principal, ApiError> {
+) -> Result<Principal, Denial> {
     if let Some(principal) = auth::from_authorization(state, headers, client_ip).await? {
         return Ok(principal);
     }
@@ -66,15 +72,13 @@ async fn principal_for(
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
         if !session::csrf_matches(submitted, csrf_token) {
-            return Err(ApiError::forbidden(
-                "missing or wrong X-CSRF-Token header for a session request",
-            ));
+            return Err(Denial::Csrf);
         }
     }
     Ok(principal)
 }
 
-fn authorize(principal: &Principal, request: &Request) -> Result<(), ApiError> {
+fn authorize(principal: &Principal, request: &Request) -> Result<(), Denial> {
     if !is_mutating(request.method()) || principal.can_write() {
         return Ok(());
     }
@@ -85,12 +89,12 @@ fn authorize(principal: &Principal, request: &Request) -> Result<(), ApiError> {
     if route.is_some_and(|r| SELF_SERVICE_ROUTES.contains(&r)) {
         return Ok(());
     }
-    Err(ApiError::forbidden(format!(
-        "{} cannot change data: role {} with this credential is read-only",
-        principal.username, principal.role
-    )))
+    Err(Denial::ReadOnly {
+        username: principal.username.clone(),
+        role: principal.role.to_string(),
+    })
 }
 
-fn is_mutating(method: &Method) -> bool {
+pub fn is_mutating(method: &Method) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
