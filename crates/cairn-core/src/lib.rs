@@ -2,5 +2,6 @@
 //! values are parsed once at the boundary so the inside of the system only sees valid ones.
 
 pub mod account;
+pub mod search;
 
 pub use account::{Password, Role, Username, ValidationError};

@@ -16,7 +16,10 @@ pub(super) enum Tok {
     Number,
     /// Text in `'`, `"` or `` ` `` quotes; `content` has doubled or backslash-escaped quotes
     /// resolved (`'it''s'` and `'it\'s'` are both `it's`), everything else verbatim.
-    Quoted { quote: char, content: String },
+    Quoted {
+        quote: char,
+        content: String,
+    },
     Dot,
     Comma,
     LParen,
@@ -65,7 +68,11 @@ pub(super) fn lex(src: &str) -> Result<Vec<Token>, FilterError> {
             i += 1;
             continue;
         }
-        let prev = if space_before { None } else { tokens.last().map(|t| &t.kind) };
+        let prev = if space_before {
+            None
+        } else {
+            tokens.last().map(|t| &t.kind)
+        };
         let glued_to_name = matches!(prev, Some(Tok::Word | Tok::Quoted { .. }));
         let after_dot = matches!(prev, Some(Tok::Dot));
         let start = i;
@@ -136,7 +143,12 @@ pub(super) fn lex(src: &str) -> Result<Vec<Token>, FilterError> {
                 Tok::Other
             }
         };
-        tokens.push(Token { kind, start: offset(start), end: offset(i), space_before });
+        tokens.push(Token {
+            kind,
+            start: offset(start),
+            end: offset(i),
+            space_before,
+        });
         space_before = false;
     }
     debug_assert!(i <= n);

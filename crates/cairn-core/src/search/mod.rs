@@ -29,8 +29,7 @@ pub use registry::{
     parse_model_version_order_by, parse_registered_model_filter, parse_registered_model_order_by,
 };
 pub use runs::{
-    DatasetField, RunAttr, RunClause, RunFilter, RunOrderKey, parse_run_filter,
-    parse_run_order_by,
+    DatasetField, RunAttr, RunClause, RunFilter, RunOrderKey, parse_run_filter, parse_run_order_by,
 };
 
 /// A filter or order_by clause that MLflow would reject; the message says why, in MLflow's
@@ -43,7 +42,9 @@ pub struct FilterError {
 
 impl FilterError {
     pub(crate) fn new(message: impl Into<String>) -> Self {
-        Self { message: message.into() }
+        Self {
+            message: message.into(),
+        }
     }
 
     pub fn message(&self) -> &str {
@@ -133,11 +134,17 @@ where
     S: AsRef<str>,
 {
     let mut parsed: Vec<OrderBy<K>> = Vec::with_capacity(clauses.len());
-    for clause in clauses.iter().map(AsRef::as_ref).filter(|c| !c.trim().is_empty()) {
+    for clause in clauses
+        .iter()
+        .map(AsRef::as_ref)
+        .filter(|c| !c.trim().is_empty())
+    {
         let order = parse(clause)?;
         if parsed.iter().any(|o| o.key == order.key) {
-            let listed: Vec<String> =
-                clauses.iter().map(|c| format!("'{}'", c.as_ref())).collect();
+            let listed: Vec<String> = clauses
+                .iter()
+                .map(|c| format!("'{}'", c.as_ref()))
+                .collect();
             return Err(FilterError::new(format!(
                 "`order_by` contains duplicate fields: [{}]",
                 listed.join(", ")
@@ -154,11 +161,14 @@ mod tests {
 
     #[test]
     fn order_by_list_skips_blank_entries() {
-        let order = parse_order_by_list(&["", "  ", "params.model ASC"], parse_run_order_by)
-            .unwrap();
+        let order =
+            parse_order_by_list(&["", "  ", "params.model ASC"], parse_run_order_by).unwrap();
         assert_eq!(
             order,
-            vec![OrderBy { key: RunOrderKey::Param("model".into()), ascending: true }]
+            vec![OrderBy {
+                key: RunOrderKey::Param("model".into()),
+                ascending: true
+            }]
         );
     }
 
@@ -182,7 +192,10 @@ mod tests {
     #[test]
     fn order_by_list_reports_the_first_invalid_clause() {
         let err = parse_order_by_list(&["metrics.acc", "bogus.x"], parse_run_order_by).unwrap_err();
-        assert!(err.message().starts_with("Invalid entity type 'bogus'"), "{err}");
+        assert!(
+            err.message().starts_with("Invalid entity type 'bogus'"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -225,15 +238,96 @@ mod tests {
     #[test]
     fn no_input_makes_any_parser_panic() {
         const PIECES: &[&str] = &[
-            "metrics", "params", "tags", "tag", "attributes", "attr", "run", "dataset",
-            "datasets", "name", "run_id", "start_time", "version_number", "creation_time",
-            "x", "acc", ".", "..", "`", "``", "'", "''", "\"", "\\", "\\'", "(", ")", "()",
-            ",", "=", "!=", "<>", "==", ">", ">=", "<", "<=", "~", "!", "LIKE", "ilike",
-            "IN", "NOT", "not in", "AND", "and", "OR", "IS", "NULL", "ASC", "desc", "-",
-            "-1", "1.5", ".5", "1e5", "1e", "1e+", "-.", "0x1F", "NaN", "inf", " ", "  ",
-            "\t", "\n", ";", "%", "_", "*", "é", "中文", "🦀", "\u{0}", "\u{200b}",
-            "\u{feff}", "ß", "İ", "'a'", "\"b\"", "`c.d`", "('a','b')", "('a',", "(1,2)",
-            "$", "#", "@", "/", "tags.`mlflow.runName`", "metrics.acc > 0.5",
+            "metrics",
+            "params",
+            "tags",
+            "tag",
+            "attributes",
+            "attr",
+            "run",
+            "dataset",
+            "datasets",
+            "name",
+            "run_id",
+            "start_time",
+            "version_number",
+            "creation_time",
+            "x",
+            "acc",
+            ".",
+            "..",
+            "`",
+            "``",
+            "'",
+            "''",
+            "\"",
+            "\\",
+            "\\'",
+            "(",
+            ")",
+            "()",
+            ",",
+            "=",
+            "!=",
+            "<>",
+            "==",
+            ">",
+            ">=",
+            "<",
+            "<=",
+            "~",
+            "!",
+            "LIKE",
+            "ilike",
+            "IN",
+            "NOT",
+            "not in",
+            "AND",
+            "and",
+            "OR",
+            "IS",
+            "NULL",
+            "ASC",
+            "desc",
+            "-",
+            "-1",
+            "1.5",
+            ".5",
+            "1e5",
+            "1e",
+            "1e+",
+            "-.",
+            "0x1F",
+            "NaN",
+            "inf",
+            " ",
+            "  ",
+            "\t",
+            "\n",
+            ";",
+            "%",
+            "_",
+            "*",
+            "é",
+            "中文",
+            "🦀",
+            "\u{0}",
+            "\u{200b}",
+            "\u{feff}",
+            "ß",
+            "İ",
+            "'a'",
+            "\"b\"",
+            "`c.d`",
+            "('a','b')",
+            "('a',",
+            "(1,2)",
+            "$",
+            "#",
+            "@",
+            "/",
+            "tags.`mlflow.runName`",
+            "metrics.acc > 0.5",
         ];
         let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
         for _ in 0..20_000 {
@@ -251,13 +345,32 @@ mod tests {
         let alphabet: Vec<char> = "ab.`'\"()=<>!, -1e%_é🦀\\\u{0}AND".chars().collect();
         for _ in 0..20_000 {
             let len = rng.below(24);
-            let input: String = (0..len).map(|_| alphabet[rng.below(alphabet.len())]).collect();
+            let input: String = (0..len)
+                .map(|_| alphabet[rng.below(alphabet.len())])
+                .collect();
             feed_all(&input);
         }
         for input in [
-            "", " ", "'", "\"", "`", "('", "(", ")", "metrics.", ".metrics", "metrics.x >",
-            "metrics.x > 'unterminated", "attributes.run_id IN (", "attributes.run_id IN ((",
-            "attributes.run_id IN ())", "tags.`open", "🦀.🦀 = '🦀'", "-", "-.", "1e",
+            "",
+            " ",
+            "'",
+            "\"",
+            "`",
+            "('",
+            "(",
+            ")",
+            "metrics.",
+            ".metrics",
+            "metrics.x >",
+            "metrics.x > 'unterminated",
+            "attributes.run_id IN (",
+            "attributes.run_id IN ((",
+            "attributes.run_id IN ())",
+            "tags.`open",
+            "🦀.🦀 = '🦀'",
+            "-",
+            "-.",
+            "1e",
         ] {
             feed_all(input);
         }
