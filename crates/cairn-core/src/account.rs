@@ -48,16 +48,10 @@ impl Password {
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
         let len = raw.chars().count();
         if len < Self::MIN_LEN {
-            return Err(ValidationError(format!(
-                "password too short: use at least {} characters",
-                Self::MIN_LEN
-            )));
+            return Err(ValidationError(format!("password too short: use at least {} characters", Self::MIN_LEN)));
         }
         if raw.len() > Self::MAX_LEN {
-            return Err(ValidationError(format!(
-                "password too long: use at most {} bytes",
-                Self::MAX_LEN
-            )));
+            return Err(ValidationError(format!("password too long: use at most {} bytes", Self::MAX_LEN)));
         }
         Ok(Self(raw.to_owned()))
     }
@@ -102,9 +96,7 @@ impl FromStr for Role {
             "viewer" => Ok(Role::Viewer),
             "member" => Ok(Role::Member),
             "admin" => Ok(Role::Admin),
-            other => Err(ValidationError(format!(
-                "unknown role {other:?}: use admin, member or viewer"
-            ))),
+            other => Err(ValidationError(format!("unknown role {other:?}: use admin, member or viewer"))),
         }
     }
 }

@@ -3,5 +3,6 @@
 
 pub mod account;
 pub mod search;
+pub mod tracking;
 
 pub use account::{Password, Role, Username, ValidationError};

@@ -85,14 +85,9 @@ pub async fn append(pool: &PgPool, event: NewEvent) -> Result<EventRow, DbError>
 /// Appends one event inside the caller's transaction, so the action and its audit row
 /// commit or roll back together.
 pub async fn append_in(conn: &mut PgConnection, event: NewEvent) -> Result<EventRow, DbError> {
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(CHAIN_LOCK_KEY)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(CHAIN_LOCK_KEY).execute(&mut *conn).await?;
     let head: Option<(i64, Vec<u8>)> =
-        sqlx::query_as("SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1")
-            .fetch_optional(&mut *conn)
-            .await?;
+        sqlx::query_as("SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1").fetch_optional(&mut *conn).await?;
     let (prev_id, prev_hash) = head.unwrap_or((0, GENESIS_HASH.to_vec()));
     let mut row = EventRow {
         id: prev_id + 1,
@@ -134,12 +129,7 @@ pub async fn append_in(conn: &mut PgConnection, event: NewEvent) -> Result<Event
 
 /// The most recent events, newest first.
 pub async fn recent(pool: &PgPool, limit: i64) -> Result<Vec<EventRow>, DbError> {
-    Ok(
-        sqlx::query_as("SELECT * FROM audit_events ORDER BY id DESC LIMIT $1")
-            .bind(limit)
-            .fetch_all(pool)
-            .await?,
-    )
+    Ok(sqlx::query_as("SELECT * FROM audit_events ORDER BY id DESC LIMIT $1").bind(limit).fetch_all(pool).await?)
 }
 
 /// Why verification stopped at a row.
@@ -156,24 +146,14 @@ pub enum ChainBreak {
 impl std::fmt::Display for ChainBreak {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ChainBreak::Gap {
-                expected_id,
-                found_id,
-            } => write!(
-                f,
-                "row {expected_id} is missing (the next row present is {found_id}): rows were deleted"
-            ),
+            ChainBreak::Gap { expected_id, found_id } => {
+                write!(f, "row {expected_id} is missing (the next row present is {found_id}): rows were deleted")
+            }
             ChainBreak::PrevHashMismatch { id } => {
-                write!(
-                    f,
-                    "row {id}: prev_hash does not match the hash of the row before it"
-                )
+                write!(f, "row {id}: prev_hash does not match the hash of the row before it")
             }
             ChainBreak::HashMismatch { id } => {
-                write!(
-                    f,
-                    "row {id}: content does not match its hash: the row was altered"
-                )
+                write!(f, "row {id}: content does not match its hash: the row was altered")
             }
         }
     }
@@ -189,18 +169,14 @@ pub struct Verification {
 
 /// Walks the whole chain in id order, streaming, and reports the first broken row.
 pub async fn verify(pool: &PgPool) -> Result<Verification, DbError> {
-    let mut rows =
-        sqlx::query_as::<_, EventRow>("SELECT * FROM audit_events ORDER BY id").fetch(pool);
+    let mut rows = sqlx::query_as::<_, EventRow>("SELECT * FROM audit_events ORDER BY id").fetch(pool);
     let mut expected_prev = GENESIS_HASH.to_vec();
     let mut expected_id = 1;
     let mut checked = 0;
     while let Some(row) = rows.next().await {
         let row = row?;
         let first_break = if row.id != expected_id {
-            Some(ChainBreak::Gap {
-                expected_id,
-                found_id: row.id,
-            })
+            Some(ChainBreak::Gap { expected_id, found_id: row.id })
         } else if row.prev_hash != expected_prev {
             Some(ChainBreak::PrevHashMismatch { id: row.id })
         } else if row.computed_hash()[..] != row.hash[..] {
@@ -220,11 +196,7 @@ pub async fn verify(pool: &PgPool) -> Result<Verification, DbError> {
         expected_prev = row.hash;
     }
     let head_hash = (checked > 0).then(|| hex::encode(&expected_prev));
-    Ok(Verification {
-        rows_checked: checked,
-        first_break: None,
-        head_hash,
-    })
+    Ok(Verification { rows_checked: checked, first_break: None, head_hash })
 }
 
 #[cfg(test)]
@@ -234,8 +206,7 @@ mod tests {
     fn row() -> EventRow {
         EventRow {
             id: 1,
-            occurred_at: DateTime::from_timestamp_micros(1_700_000_000_123_456)
-                .expect("valid time"),
+            occurred_at: DateTime::from_timestamp_micros(1_700_000_000_123_456).expect("valid time"),
             actor_id: Some(7),
             actor_name: "admin".into(),
             action: "user.create".into(),
@@ -257,11 +228,7 @@ mod tests {
         assert_ne!(changed.computed_hash(), base);
         let mut changed = row();
         changed.request_id = Some(String::new());
-        assert_ne!(
-            changed.computed_hash(),
-            base,
-            "None and empty string must differ"
-        );
+        assert_ne!(changed.computed_hash(), base, "None and empty string must differ");
         let mut changed = row();
         changed.prev_hash[0] = 1;
         assert_ne!(changed.computed_hash(), base);

@@ -48,10 +48,7 @@ impl DataDirLock {
     pub fn acquire(data_dir: &Path) -> Result<DataDirLock, LockError> {
         match Self::lock(data_dir)? {
             Ok(lock) => Ok(lock),
-            Err(pid) => Err(LockError::InUse {
-                dir: data_dir.to_owned(),
-                pid,
-            }),
+            Err(pid) => Err(LockError::InUse { dir: data_dir.to_owned(), pid }),
         }
     }
 
@@ -71,11 +68,7 @@ impl DataDirLock {
     fn lock(data_dir: &Path) -> Result<Result<DataDirLock, Option<u32>>, LockError> {
         let io_err = |action, path: &Path| {
             let path = path.to_owned();
-            move |source| LockError::Io {
-                action,
-                path,
-                source,
-            }
+            move |source| LockError::Io { action, path, source }
         };
         fs::create_dir_all(data_dir).map_err(io_err("create data directory", data_dir))?;
         let path = data_dir.join(LOCK_FILE);
@@ -94,18 +87,11 @@ impl DataDirLock {
             Err(TryLockError::WouldBlock) => {
                 let mut text = String::new();
                 // Best effort: the holder may not have written its pid yet.
-                let pid = file
-                    .read_to_string(&mut text)
-                    .ok()
-                    .and_then(|_| text.trim().parse().ok());
+                let pid = file.read_to_string(&mut text).ok().and_then(|_| text.trim().parse().ok());
                 return Ok(Err(pid));
             }
             Err(TryLockError::Error(source)) => {
-                return Err(LockError::Io {
-                    action: "lock",
-                    path,
-                    source,
-                });
+                return Err(LockError::Io { action: "lock", path, source });
             }
         }
         let pid = format!("{}\n", std::process::id());

@@ -89,22 +89,12 @@ pub enum EmbeddedError {
         "PostgreSQL on {} exited during start-up ({status}); last lines of {}:\n{tail}",
         .dir.display(), .log.display()
     )]
-    ExitedEarly {
-        dir: PathBuf,
-        status: ExitStatus,
-        log: PathBuf,
-        tail: String,
-    },
+    ExitedEarly { dir: PathBuf, status: ExitStatus, log: PathBuf, tail: String },
     #[error(
         "PostgreSQL on {} did not accept connections within {} s ({last_error}); last lines of {}:\n{tail}",
         .dir.display(), START_TIMEOUT.as_secs(), .log.display()
     )]
-    StartTimeout {
-        dir: PathBuf,
-        last_error: String,
-        log: PathBuf,
-        tail: String,
-    },
+    StartTimeout { dir: PathBuf, last_error: String, log: PathBuf, tail: String },
     #[error("could not create database `{database}`: {source}")]
     CreateDatabase {
         database: &'static str,
@@ -122,11 +112,7 @@ pub enum EmbeddedError {
 
 fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> EmbeddedError {
     let path = path.to_owned();
-    move |source| EmbeddedError::Io {
-        action,
-        path,
-        source,
-    }
+    move |source| EmbeddedError::Io { action, path, source }
 }
 
 /// A running cluster: started (and owned) by this process, or attached to.
@@ -152,10 +138,7 @@ impl EmbeddedPostgres {
         if let Ok(Some(pid_file)) = read_pid_file(&data_dir)
             && postgres_is_running(pid_file.pid)
         {
-            return Err(EmbeddedError::AlreadyRunning {
-                dir: data_dir,
-                pid: pid_file.pid,
-            });
+            return Err(EmbeddedError::AlreadyRunning { dir: data_dir, pid: pid_file.pid });
         }
         if !data_dir.join("PG_VERSION").exists() {
             initdb(&bins, &data_dir, run_as).await?;
@@ -164,22 +147,11 @@ impl EmbeddedPostgres {
         let log_path = data_dir.join(LOG_FILE);
         let log = open_log(&log_path, run_as)?;
         // Errors quote only what this start wrote, not earlier runs.
-        let log = LogTail {
-            path: log_path,
-            from: log.metadata().map_or(0, |m| m.len()),
-            file: log,
-        };
+        let log = LogTail { path: log_path, from: log.metadata().map_or(0, |m| m.len()), file: log };
         let cmd = postmaster_command(&bins, &data_dir, &socket_dir, &opts, run_as, &log.file)
             .map_err(io_err("open", &log.path))?;
-        let child = spawn_postmaster(cmd, opts.stop_with_parent)
-            .await
-            .map_err(io_err("start", &bins.postgres))?;
-        let mut pg = EmbeddedPostgres {
-            data_dir,
-            socket_dir,
-            port: PORT,
-            child: Some(child),
-        };
+        let child = spawn_postmaster(cmd, opts.stop_with_parent).await.map_err(io_err("start", &bins.postgres))?;
+        let mut pg = EmbeddedPostgres { data_dir, socket_dir, port: PORT, child: Some(child) };
         // From here on, an error drops `pg`, which stops the postmaster.
         let mut conn = pg.wait_until_ready(&log).await?;
         ensure_database(&mut conn, CAIRN_DATABASE).await?;
@@ -205,18 +177,11 @@ impl EmbeddedPostgres {
         if !postgres_is_running(pid_file.pid) {
             return Ok(None);
         }
-        let socket_dir = pid_file
-            .socket_dir
-            .ok_or_else(|| EmbeddedError::BadPidFile {
-                path: data_dir.join("postmaster.pid"),
-                reason: "no Unix socket directory (the server is starting, or listens only on TCP)",
-            })?;
-        Ok(Some(EmbeddedPostgres {
-            data_dir,
-            socket_dir,
-            port: pid_file.port,
-            child: None,
-        }))
+        let socket_dir = pid_file.socket_dir.ok_or_else(|| EmbeddedError::BadPidFile {
+            path: data_dir.join("postmaster.pid"),
+            reason: "no Unix socket directory (the server is starting, or listens only on TCP)",
+        })?;
+        Ok(Some(EmbeddedPostgres { data_dir, socket_dir, port: pid_file.port, child: None }))
     }
 
     /// Options for database `database`, as user `cairn`, via the Unix socket.
@@ -253,15 +218,11 @@ impl EmbeddedPostgres {
             return Ok(());
         };
         let pid = child.id();
-        if !signal_unless_exited(&mut child, libc::SIGINT)
-            || wait_for_exit(&mut child, STOP_TIMEOUT).await?
-        {
+        if !signal_unless_exited(&mut child, libc::SIGINT) || wait_for_exit(&mut child, STOP_TIMEOUT).await? {
             return Ok(());
         }
         tracing::warn!(pid, "PostgreSQL did not shut down in time; sending SIGQUIT");
-        if !signal_unless_exited(&mut child, libc::SIGQUIT)
-            || wait_for_exit(&mut child, QUIT_TIMEOUT).await?
-        {
+        if !signal_unless_exited(&mut child, libc::SIGQUIT) || wait_for_exit(&mut child, QUIT_TIMEOUT).await? {
             return Ok(());
         }
         let _ = child.kill();
@@ -275,9 +236,7 @@ impl EmbeddedPostgres {
         let opts = self.connect_options("postgres");
         loop {
             if let Some(child) = &mut self.child {
-                let status = child
-                    .try_wait()
-                    .map_err(io_err("wait for", &self.data_dir))?;
+                let status = child.try_wait().map_err(io_err("wait for", &self.data_dir))?;
                 if let Some(status) = status {
                     return Err(EmbeddedError::ExitedEarly {
                         dir: self.data_dir.clone(),
@@ -288,12 +247,11 @@ impl EmbeddedPostgres {
                 }
             }
             let remaining = deadline.saturating_duration_since(Instant::now());
-            let last_error =
-                match tokio::time::timeout(remaining, PgConnection::connect_with(&opts)).await {
-                    Ok(Ok(conn)) => return Ok(conn),
-                    Ok(Err(e)) => e.to_string(),
-                    Err(_) => "connection attempt timed out".to_owned(),
-                };
+            let last_error = match tokio::time::timeout(remaining, PgConnection::connect_with(&opts)).await {
+                Ok(Ok(conn)) => return Ok(conn),
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => "connection attempt timed out".to_owned(),
+            };
             if Instant::now() >= deadline {
                 return Err(EmbeddedError::StartTimeout {
                     dir: self.data_dir.clone(),
@@ -314,9 +272,7 @@ impl Drop for EmbeddedPostgres {
         if let Some(mut child) = self.child.take()
             && signal_unless_exited(&mut child, libc::SIGINT)
         {
-            let _ = std::thread::Builder::new()
-                .name("cairn-pg-reaper".into())
-                .spawn(move || child.wait());
+            let _ = std::thread::Builder::new().name("cairn-pg-reaper".into()).spawn(move || child.wait());
         }
     }
 }
@@ -360,12 +316,10 @@ fn postgres_is_running(pid: i32) -> bool {
         return false;
     }
     // SAFETY: signal 0 only checks that the process exists.
-    let alive = unsafe { libc::kill(pid, 0) } == 0
-        || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+    let alive = unsafe { libc::kill(pid, 0) } == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
     // A stale postmaster.pid may name a pid since reused by an unrelated
     // process (containers restart with small pids): check the name too.
-    alive
-        && fs::read(format!("/proc/{pid}/comm")).map_or(true, |comm| comm.starts_with(b"postgres"))
+    alive && fs::read(format!("/proc/{pid}/comm")).map_or(true, |comm| comm.starts_with(b"postgres"))
 }
 
 // ---------------------------------------------------------------------------
@@ -379,12 +333,10 @@ struct Binaries {
 
 impl Binaries {
     fn in_dir(dir: &Path) -> Option<Binaries> {
-        let is_executable = |p: &Path| {
-            fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        };
+        let is_executable =
+            |p: &Path| fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
         let (initdb, postgres) = (dir.join("initdb"), dir.join("postgres"));
-        (is_executable(&initdb) && is_executable(&postgres))
-            .then_some(Binaries { initdb, postgres })
+        (is_executable(&initdb) && is_executable(&postgres)).then_some(Binaries { initdb, postgres })
     }
 }
 
@@ -411,9 +363,7 @@ async fn find_binaries() -> Result<Binaries, EmbeddedError> {
         // Also where a PATH symlink to initdb points (/usr/local/bin/initdb
         // -> /usr/lib/postgresql/15/bin/initdb).
         .flat_map(|dir| {
-            let target = fs::canonicalize(dir.join("initdb"))
-                .ok()
-                .and_then(|p| p.parent().map(Path::to_owned));
+            let target = fs::canonicalize(dir.join("initdb")).ok().and_then(|p| p.parent().map(Path::to_owned));
             std::iter::once(dir).chain(target)
         });
     pg_config
@@ -435,11 +385,7 @@ fn versioned_dirs(parent: &Path, prefix: &str) -> Vec<PathBuf> {
         .filter_map(|entry| {
             let name = entry.file_name();
             let version = name.to_str()?.strip_prefix(prefix)?;
-            let key = version
-                .split('.')
-                .map(str::parse)
-                .collect::<Result<Vec<u32>, _>>()
-                .ok()?;
+            let key = version.split('.').map(str::parse).collect::<Result<Vec<u32>, _>>().ok()?;
             Some((key, entry.path().join("bin")))
         })
         .collect();
@@ -478,22 +424,11 @@ fn lookup_user(name: &std::ffi::CStr) -> io::Result<Option<RunAs>> {
         let mut result: *mut libc::passwd = std::ptr::null_mut();
         // SAFETY: every pointer is valid for the call and `buf.len()` is the
         // buffer's real size; the strings in `pwd` point into `buf`, unused.
-        let rc = unsafe {
-            libc::getpwnam_r(
-                name.as_ptr(),
-                &mut pwd,
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                &mut result,
-            )
-        };
+        let rc = unsafe { libc::getpwnam_r(name.as_ptr(), &mut pwd, buf.as_mut_ptr().cast(), buf.len(), &mut result) };
         match rc {
             0 if result.is_null() => return Ok(None),
             0 => {
-                return Ok(Some(RunAs {
-                    uid: pwd.pw_uid,
-                    gid: pwd.pw_gid,
-                }));
+                return Ok(Some(RunAs { uid: pwd.pw_uid, gid: pwd.pw_gid }));
             }
             libc::ERANGE if buf.len() < 1 << 20 => buf.resize(buf.len() * 2, 0),
             _ => return Err(io::Error::from_raw_os_error(rc)),
@@ -521,12 +456,10 @@ fn prepare_data_dir(cluster_dir: &Path, run_as: Option<RunAs>) -> Result<PathBuf
         let relocated = relocation_target(&cluster_dir);
         let root = Path::new(RELOCATION_ROOT);
         fs::create_dir_all(root).map_err(io_err("create", root))?;
-        fs::set_permissions(root, fs::Permissions::from_mode(0o755))
-            .map_err(io_err("set permissions on", root))?;
+        fs::set_permissions(root, fs::Permissions::from_mode(0o755)).map_err(io_err("set permissions on", root))?;
         make_private_dir(&relocated, run_as)?;
         let marker = cluster_dir.join(RELOCATED_FILE);
-        fs::write(&marker, format!("{}\n", relocated.display()))
-            .map_err(io_err("write", &marker))?;
+        fs::write(&marker, format!("{}\n", relocated.display())).map_err(io_err("write", &marker))?;
         tracing::info!(
             cluster_dir = %cluster_dir.display(),
             data_dir = %relocated.display(),
@@ -583,11 +516,9 @@ fn make_private_dir(dir: &Path, run_as: Option<RunAs>) -> Result<(), EmbeddedErr
         Err(e) => return Err(io_err("create", dir)(e)),
     }
     if let Some(user) = run_as {
-        std::os::unix::fs::chown(dir, Some(user.uid), Some(user.gid))
-            .map_err(io_err("change the owner of", dir))?;
+        std::os::unix::fs::chown(dir, Some(user.uid), Some(user.gid)).map_err(io_err("change the owner of", dir))?;
     }
-    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-        .map_err(io_err("set permissions on", dir))
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io_err("set permissions on", dir))
 }
 
 /// The data directory itself, unless the socket path would be too long:
@@ -605,19 +536,13 @@ fn prepare_socket_dir(data_dir: &Path, run_as: Option<RunAs>) -> Result<PathBuf,
     }
     let meta = fs::symlink_metadata(&dir).map_err(io_err("inspect", &dir))?;
     if !meta.is_dir() {
-        return Err(EmbeddedError::UnsafeSocketDir {
-            path: dir,
-            reason: "it is not a directory",
-        });
+        return Err(EmbeddedError::UnsafeSocketDir { path: dir, reason: "it is not a directory" });
     }
     // SAFETY: geteuid cannot fail and has no preconditions.
     let euid = unsafe { libc::geteuid() };
     let owner = run_as.map_or(euid, |user| user.uid);
     if meta.uid() != owner && euid != 0 {
-        return Err(EmbeddedError::UnsafeSocketDir {
-            path: dir,
-            reason: "it belongs to another user",
-        });
+        return Err(EmbeddedError::UnsafeSocketDir { path: dir, reason: "it belongs to another user" });
     }
     // As root this also takes back a directory someone else planted.
     make_private_dir(&dir, run_as)?;
@@ -625,14 +550,9 @@ fn prepare_socket_dir(data_dir: &Path, run_as: Option<RunAs>) -> Result<PathBuf,
 }
 
 fn open_log(path: &Path, run_as: Option<RunAs>) -> Result<File, EmbeddedError> {
-    let log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(io_err("open", path))?;
+    let log = OpenOptions::new().create(true).append(true).open(path).map_err(io_err("open", path))?;
     if let Some(user) = run_as {
-        std::os::unix::fs::fchown(&log, Some(user.uid), Some(user.gid))
-            .map_err(io_err("change the owner of", path))?;
+        std::os::unix::fs::fchown(&log, Some(user.uid), Some(user.gid)).map_err(io_err("change the owner of", path))?;
     }
     Ok(log)
 }
@@ -652,9 +572,7 @@ impl LogTail {
         let read = || -> io::Result<String> {
             let mut file = File::open(&self.path)?;
             let len = file.metadata()?.len();
-            file.seek(SeekFrom::Start(
-                self.from.max(len.saturating_sub(MAX_BYTES)),
-            ))?;
+            file.seek(SeekFrom::Start(self.from.max(len.saturating_sub(MAX_BYTES))))?;
             let mut bytes = Vec::new();
             file.read_to_end(&mut bytes)?;
             Ok(String::from_utf8_lossy(&bytes).into_owned())
@@ -685,27 +603,15 @@ fn read_pid_file(data_dir: &Path) -> Result<Option<PidFile>, EmbeddedError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io_err("read", &path)(e)),
     };
-    parse_pid_file(&text)
-        .map(Some)
-        .map_err(|reason| EmbeddedError::BadPidFile { path, reason })
+    parse_pid_file(&text).map(Some).map_err(|reason| EmbeddedError::BadPidFile { path, reason })
 }
 
 fn parse_pid_file(text: &str) -> Result<PidFile, &'static str> {
     let lines: Vec<&str> = text.lines().map(str::trim).collect();
-    let pid = lines
-        .first()
-        .and_then(|l| l.parse().ok())
-        .ok_or("line 1 is not a pid")?;
-    let port = lines
-        .get(3)
-        .and_then(|l| l.parse().ok())
-        .ok_or("line 4 is not a port")?;
+    let pid = lines.first().and_then(|l| l.parse().ok()).ok_or("line 1 is not a pid")?;
+    let port = lines.get(3).and_then(|l| l.parse().ok()).ok_or("line 4 is not a port")?;
     let socket_dir = lines.get(4).filter(|l| !l.is_empty()).map(PathBuf::from);
-    Ok(PidFile {
-        pid,
-        port,
-        socket_dir,
-    })
+    Ok(PidFile { pid, port, socket_dir })
 }
 
 /// Percent-encodes everything but unreserved characters and `/`, so socket
@@ -725,11 +631,7 @@ fn percent_encode(bytes: &[u8]) -> String {
 // ---------------------------------------------------------------------------
 // Processes
 
-async fn initdb(
-    bins: &Binaries,
-    data_dir: &Path,
-    run_as: Option<RunAs>,
-) -> Result<(), EmbeddedError> {
+async fn initdb(bins: &Binaries, data_dir: &Path, run_as: Option<RunAs>) -> Result<(), EmbeddedError> {
     let mut output = String::new();
     // C.UTF-8 sorts and classifies like C but knows UTF-8; not every system
     // has it. A failed initdb empties the directory, so retrying is safe.
@@ -749,17 +651,10 @@ async fn initdb(
         if out.status.success() {
             return Ok(());
         }
-        output = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        output = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         tracing::debug!(locale, %output, "initdb failed");
     }
-    Err(EmbeddedError::Initdb {
-        dir: data_dir.to_owned(),
-        output: output.trim().to_owned(),
-    })
+    Err(EmbeddedError::Initdb { dir: data_dir.to_owned(), output: output.trim().to_owned() })
 }
 
 fn postmaster_command(
@@ -783,23 +678,10 @@ fn postmaster_command(
     cmd.arg("-D")
         .arg(data_dir)
         // Explicit, or PGPORT in our environment would change it.
-        .args([
-            "-c",
-            "listen_addresses=",
-            "-c",
-            &format!("port={PORT}"),
-            "-c",
-        ])
+        .args(["-c", "listen_addresses=", "-c", &format!("port={PORT}"), "-c"])
         .arg(OsString::from_vec(sockets));
     if opts.ephemeral {
-        cmd.args([
-            "-c",
-            "fsync=off",
-            "-c",
-            "synchronous_commit=off",
-            "-c",
-            "full_page_writes=off",
-        ]);
+        cmd.args(["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]);
     }
     cmd.stdin(Stdio::null())
         .stdout(log.try_clone()?)
@@ -871,31 +753,22 @@ async fn spawn_postmaster(mut cmd: Command, stop_with_parent: bool) -> io::Resul
     rx.await.map_err(|_| gone())?
 }
 
-async fn ensure_database(
-    conn: &mut PgConnection,
-    database: &'static str,
-) -> Result<(), EmbeddedError> {
+async fn ensure_database(conn: &mut PgConnection, database: &'static str) -> Result<(), EmbeddedError> {
     let err = |source| EmbeddedError::CreateDatabase { database, source };
-    let exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-            .bind(database)
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(err)?;
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+        .bind(database)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(err)?;
     if exists {
         return Ok(());
     }
     // Identifiers cannot be bound; `database` is one of our constants.
     let sql = format!("CREATE DATABASE \"{database}\"");
-    match sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-        .execute(&mut *conn)
-        .await
-    {
+    match sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut *conn).await {
         Ok(_) => Ok(()),
         // duplicate_database: another process created it meanwhile.
-        Err(e) if e.as_database_error().and_then(|d| d.code()).as_deref() == Some("42P04") => {
-            Ok(())
-        }
+        Err(e) if e.as_database_error().and_then(|d| d.code()).as_deref() == Some("42P04") => Ok(()),
         Err(e) => Err(err(e)),
     }
 }
@@ -905,11 +778,7 @@ mod tests {
     use super::*;
 
     fn options(cluster_dir: &Path, stop_with_parent: bool) -> EmbeddedOptions {
-        EmbeddedOptions {
-            cluster_dir: cluster_dir.to_owned(),
-            ephemeral: true,
-            stop_with_parent,
-        }
+        EmbeddedOptions { cluster_dir: cluster_dir.to_owned(), ephemeral: true, stop_with_parent }
     }
 
     /// Removes what a test leaves outside its tempdir (socket dir, relocated cluster).
@@ -921,9 +790,7 @@ mod tests {
     }
 
     async fn connect(pg: &EmbeddedPostgres) -> PgConnection {
-        PgConnection::connect_with(&pg.connect_options(CAIRN_DATABASE))
-            .await
-            .unwrap()
+        PgConnection::connect_with(&pg.connect_options(CAIRN_DATABASE)).await.unwrap()
     }
 
     #[tokio::test]
@@ -931,21 +798,12 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         // Long enough that the socket has to live under /tmp instead.
         let cluster_dir = tmp.path().join("c".repeat(90));
-        let pg = EmbeddedPostgres::start(options(&cluster_dir, true))
-            .await
-            .unwrap();
-        assert!(
-            pg.socket_dir
-                .to_string_lossy()
-                .starts_with("/tmp/cairn-pg-")
-        );
+        let pg = EmbeddedPostgres::start(options(&cluster_dir, true)).await.unwrap();
+        assert!(pg.socket_dir.to_string_lossy().starts_with("/tmp/cairn-pg-"));
         let _cleanup = RemoveOnDrop(pg.socket_dir.clone());
 
         let mut conn = connect(&pg).await;
-        let one: i32 = sqlx::query_scalar("SELECT 1")
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
+        let one: i32 = sqlx::query_scalar("SELECT 1").fetch_one(&mut conn).await.unwrap();
         assert_eq!(one, 1);
         sqlx::raw_sql("CREATE TABLE survivor (id int); INSERT INTO survivor VALUES (42)")
             .execute(&mut conn)
@@ -955,10 +813,7 @@ mod tests {
 
         // Attaching finds it, through the URL as well; stopping an attached
         // handle leaves the server running.
-        let attached = EmbeddedPostgres::attach(&cluster_dir)
-            .await
-            .unwrap()
-            .unwrap();
+        let attached = EmbeddedPostgres::attach(&cluster_dir).await.unwrap().unwrap();
         assert_eq!(attached.data_dir(), pg.data_dir());
         let url = attached.database_url(CAIRN_DATABASE);
         let opts: PgConnectOptions = url.parse().unwrap();
@@ -966,33 +821,19 @@ mod tests {
         conn.close().await.unwrap();
         attached.stop().await.unwrap();
 
-        let err = EmbeddedPostgres::start(options(&cluster_dir, false))
-            .await
-            .unwrap_err();
+        let err = EmbeddedPostgres::start(options(&cluster_dir, false)).await.unwrap_err();
         assert!(
-            err.to_string().starts_with(&format!(
-                "a PostgreSQL server is already running on {}",
-                pg.data_dir().display()
-            )),
+            err.to_string()
+                .starts_with(&format!("a PostgreSQL server is already running on {}", pg.data_dir().display())),
             "{err}"
         );
 
         pg.stop().await.unwrap();
-        assert!(
-            EmbeddedPostgres::attach(&cluster_dir)
-                .await
-                .unwrap()
-                .is_none()
-        );
+        assert!(EmbeddedPostgres::attach(&cluster_dir).await.unwrap().is_none());
 
-        let pg = EmbeddedPostgres::start(options(&cluster_dir, false))
-            .await
-            .unwrap();
+        let pg = EmbeddedPostgres::start(options(&cluster_dir, false)).await.unwrap();
         let mut conn = connect(&pg).await;
-        let id: i32 = sqlx::query_scalar("SELECT id FROM survivor")
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
+        let id: i32 = sqlx::query_scalar("SELECT id FROM survivor").fetch_one(&mut conn).await.unwrap();
         assert_eq!(id, 42);
         conn.close().await.unwrap();
         pg.stop().await.unwrap();
@@ -1011,9 +852,7 @@ mod tests {
         let expected = relocation_target(&fs::canonicalize(tmp.path()).unwrap().join("private/pg"));
         let _cleanup = RemoveOnDrop(expected.clone());
 
-        let pg = EmbeddedPostgres::start(options(&cluster_dir, false))
-            .await
-            .unwrap();
+        let pg = EmbeddedPostgres::start(options(&cluster_dir, false)).await.unwrap();
         assert_eq!(pg.data_dir(), expected);
         assert_eq!(pg.socket_dir, expected);
         let marker = fs::read_to_string(cluster_dir.join(RELOCATED_FILE)).unwrap();
@@ -1022,16 +861,10 @@ mod tests {
         assert_eq!(mode & 0o777, 0o755);
 
         let mut conn = connect(&pg).await;
-        let one: i32 = sqlx::query_scalar("SELECT 1")
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
+        let one: i32 = sqlx::query_scalar("SELECT 1").fetch_one(&mut conn).await.unwrap();
         assert_eq!(one, 1);
         conn.close().await.unwrap();
-        let attached = EmbeddedPostgres::attach(&cluster_dir)
-            .await
-            .unwrap()
-            .unwrap();
+        let attached = EmbeddedPostgres::attach(&cluster_dir).await.unwrap().unwrap();
         assert_eq!(attached.data_dir(), expected);
         pg.stop().await.unwrap();
     }
@@ -1042,10 +875,7 @@ mod tests {
         let private = tmp.path().join("private");
         fs::DirBuilder::new().mode(0o700).create(&private).unwrap();
         fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755)).unwrap();
-        let stranger = RunAs {
-            uid: 54321,
-            gid: 54321,
-        };
+        let stranger = RunAs { uid: 54321, gid: 54321 };
         assert!(can_reach(&tmp.path().join("pg"), stranger));
         assert!(!can_reach(&private.join("pg"), stranger));
     }
@@ -1054,14 +884,7 @@ mod tests {
     fn pid_file_gives_pid_port_and_socket_dir() {
         let text = "4242\n/data/pg\n1700000000\n5432\n/data/pg\n\n  1234567    98304\nready   \n";
         let parsed = parse_pid_file(text).unwrap();
-        assert_eq!(
-            parsed,
-            PidFile {
-                pid: 4242,
-                port: 5432,
-                socket_dir: Some(PathBuf::from("/data/pg"))
-            }
-        );
+        assert_eq!(parsed, PidFile { pid: 4242, port: 5432, socket_dir: Some(PathBuf::from("/data/pg")) });
         assert!(parse_pid_file("4242\n/data/pg\n").is_err());
     }
 
@@ -1073,9 +896,6 @@ mod tests {
             port: PORT,
             child: None,
         };
-        assert_eq!(
-            pg.database_url("cairn"),
-            "postgres://cairn@localhost:5432/cairn?host=/tmp/my%20dir"
-        );
+        assert_eq!(pg.database_url("cairn"), "postgres://cairn@localhost:5432/cairn?host=/tmp/my%20dir");
     }
 }

@@ -9,6 +9,7 @@ pub mod pool;
 pub mod sessions;
 pub mod settings;
 pub mod tokens;
+pub mod tracking;
 pub mod users;
 
 pub use pool::{Db, DbError};

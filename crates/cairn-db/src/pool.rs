@@ -44,11 +44,7 @@ impl Db {
 
     /// How many migrations the database has applied.
     pub async fn applied_migrations(&self) -> Result<i64, DbError> {
-        Ok(
-            sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
-                .fetch_one(&self.pool)
-                .await?,
-        )
+        Ok(sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success").fetch_one(&self.pool).await?)
     }
 
     pub async fn ping(&self) -> Result<(), DbError> {

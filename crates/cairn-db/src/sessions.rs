@@ -32,10 +32,7 @@ pub async fn insert(
 }
 
 /// A live (unexpired) session and its user.
-pub async fn find_live(
-    db: impl PgExecutor<'_>,
-    secret_hash: &[u8],
-) -> Result<Option<(SessionRow, UserRow)>, DbError> {
+pub async fn find_live(db: impl PgExecutor<'_>, secret_hash: &[u8]) -> Result<Option<(SessionRow, UserRow)>, DbError> {
     #[derive(FromRow)]
     struct Joined {
         user_id: i64,
@@ -56,11 +53,7 @@ pub async fn find_live(
     .fetch_optional(db)
     .await?;
     Ok(row.map(|r| {
-        let session = SessionRow {
-            user_id: r.user_id,
-            csrf_token: r.csrf_token,
-            expires_at: r.expires_at,
-        };
+        let session = SessionRow { user_id: r.user_id, csrf_token: r.csrf_token, expires_at: r.expires_at };
         let user = UserRow {
             id: r.user_id,
             username: r.username,
@@ -74,25 +67,17 @@ pub async fn find_live(
 }
 
 pub async fn delete(db: impl PgExecutor<'_>, secret_hash: &[u8]) -> Result<(), DbError> {
-    sqlx::query("DELETE FROM sessions WHERE secret_hash = $1")
-        .bind(secret_hash)
-        .execute(db)
-        .await?;
+    sqlx::query("DELETE FROM sessions WHERE secret_hash = $1").bind(secret_hash).execute(db).await?;
     Ok(())
 }
 
 /// Ends every session of a user (disabled accounts, password changes).
 pub async fn delete_for_user(db: impl PgExecutor<'_>, user_id: i64) -> Result<(), DbError> {
-    sqlx::query("DELETE FROM sessions WHERE user_id = $1")
-        .bind(user_id)
-        .execute(db)
-        .await?;
+    sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user_id).execute(db).await?;
     Ok(())
 }
 
 pub async fn delete_expired(db: impl PgExecutor<'_>) -> Result<u64, DbError> {
-    let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= now()")
-        .execute(db)
-        .await?;
+    let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= now()").execute(db).await?;
     Ok(done.rows_affected())
 }

@@ -45,16 +45,9 @@ pub async fn insert(db: impl PgExecutor<'_>, token: &NewToken<'_>) -> Result<Tok
         .await?)
 }
 
-pub async fn list_for_user(
-    db: impl PgExecutor<'_>,
-    user_id: i64,
-) -> Result<Vec<TokenRow>, DbError> {
-    let sql =
-        format!("SELECT {COLUMNS} FROM api_tokens WHERE user_id = $1 ORDER BY created_at DESC");
-    Ok(sqlx::query_as(AssertSqlSafe(sql))
-        .bind(user_id)
-        .fetch_all(db)
-        .await?)
+pub async fn list_for_user(db: impl PgExecutor<'_>, user_id: i64) -> Result<Vec<TokenRow>, DbError> {
+    let sql = format!("SELECT {COLUMNS} FROM api_tokens WHERE user_id = $1 ORDER BY created_at DESC");
+    Ok(sqlx::query_as(AssertSqlSafe(sql)).bind(user_id).fetch_all(db).await?)
 }
 
 pub async fn list_all(db: impl PgExecutor<'_>) -> Result<Vec<(TokenRow, String)>, DbError> {
@@ -76,17 +69,11 @@ pub async fn list_all(db: impl PgExecutor<'_>) -> Result<Vec<(TokenRow, String)>
 
 pub async fn find(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<TokenRow>, DbError> {
     let sql = format!("SELECT {COLUMNS} FROM api_tokens WHERE id = $1");
-    Ok(sqlx::query_as(AssertSqlSafe(sql))
-        .bind(id)
-        .fetch_optional(db)
-        .await?)
+    Ok(sqlx::query_as(AssertSqlSafe(sql)).bind(id).fetch_optional(db).await?)
 }
 
 /// The token and its owner in one query: what every token-authenticated request needs.
-pub async fn find_with_user(
-    db: impl PgExecutor<'_>,
-    id: Uuid,
-) -> Result<Option<(TokenRow, UserRow)>, DbError> {
+pub async fn find_with_user(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<(TokenRow, UserRow)>, DbError> {
     #[derive(FromRow)]
     struct Joined {
         id: Uuid,
@@ -137,19 +124,12 @@ pub async fn find_with_user(
 /// Marks the token revoked; returns the row, or None when it does not exist.
 /// Revoking twice keeps the first revocation time.
 pub async fn revoke(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<TokenRow>, DbError> {
-    let sql = format!(
-        "UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 RETURNING {COLUMNS}"
-    );
-    Ok(sqlx::query_as(AssertSqlSafe(sql))
-        .bind(id)
-        .fetch_optional(db)
-        .await?)
+    let sql =
+        format!("UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 RETURNING {COLUMNS}");
+    Ok(sqlx::query_as(AssertSqlSafe(sql)).bind(id).fetch_optional(db).await?)
 }
 
 pub async fn touch_last_used(db: impl PgExecutor<'_>, id: Uuid) -> Result<(), DbError> {
-    sqlx::query("UPDATE api_tokens SET last_used_at = now() WHERE id = $1")
-        .bind(id)
-        .execute(db)
-        .await?;
+    sqlx::query("UPDATE api_tokens SET last_used_at = now() WHERE id = $1").bind(id).execute(db).await?;
     Ok(())
 }

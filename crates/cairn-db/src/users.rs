@@ -32,23 +32,15 @@ pub async fn insert(
     password_hash: &str,
     role: Role,
 ) -> Result<UserRow, DbError> {
-    let sql = format!(
-        "INSERT INTO users (username, password_hash, role) VALUES ($1, $2, $3) RETURNING {COLUMNS}"
-    );
-    let row = sqlx::query_as(AssertSqlSafe(sql))
-        .bind(username)
-        .bind(password_hash)
-        .bind(role.as_str())
-        .fetch_one(db)
-        .await;
+    let sql = format!("INSERT INTO users (username, password_hash, role) VALUES ($1, $2, $3) RETURNING {COLUMNS}");
+    let row =
+        sqlx::query_as(AssertSqlSafe(sql)).bind(username).bind(password_hash).bind(role.as_str()).fetch_one(db).await;
     match row {
         Ok(row) => Ok(row),
         Err(e) => {
             let err = DbError::from(e);
             if err.is_unique_violation() {
-                Err(DbError::Conflict(format!(
-                    "user {username:?} already exists"
-                )))
+                Err(DbError::Conflict(format!("user {username:?} already exists")))
             } else {
                 Err(err)
             }
@@ -56,23 +48,14 @@ pub async fn insert(
     }
 }
 
-pub async fn find_by_name(
-    db: impl PgExecutor<'_>,
-    username: &str,
-) -> Result<Option<UserRow>, DbError> {
+pub async fn find_by_name(db: impl PgExecutor<'_>, username: &str) -> Result<Option<UserRow>, DbError> {
     let sql = format!("SELECT {COLUMNS} FROM users WHERE username = $1");
-    Ok(sqlx::query_as(AssertSqlSafe(sql))
-        .bind(username)
-        .fetch_optional(db)
-        .await?)
+    Ok(sqlx::query_as(AssertSqlSafe(sql)).bind(username).fetch_optional(db).await?)
 }
 
 pub async fn find_by_id(db: impl PgExecutor<'_>, id: i64) -> Result<Option<UserRow>, DbError> {
     let sql = format!("SELECT {COLUMNS} FROM users WHERE id = $1");
-    Ok(sqlx::query_as(AssertSqlSafe(sql))
-        .bind(id)
-        .fetch_optional(db)
-        .await?)
+    Ok(sqlx::query_as(AssertSqlSafe(sql)).bind(id).fetch_optional(db).await?)
 }
 
 pub async fn list(db: impl PgExecutor<'_>) -> Result<Vec<UserRow>, DbError> {
@@ -81,17 +64,11 @@ pub async fn list(db: impl PgExecutor<'_>) -> Result<Vec<UserRow>, DbError> {
 }
 
 pub async fn count(db: impl PgExecutor<'_>) -> Result<i64, DbError> {
-    Ok(sqlx::query_scalar("SELECT count(*) FROM users")
-        .fetch_one(db)
-        .await?)
+    Ok(sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(db).await?)
 }
 
 /// Returns false when no such user exists.
-pub async fn set_role(
-    db: impl PgExecutor<'_>,
-    username: &str,
-    role: Role,
-) -> Result<bool, DbError> {
+pub async fn set_role(db: impl PgExecutor<'_>, username: &str, role: Role) -> Result<bool, DbError> {
     let done = sqlx::query("UPDATE users SET role = $2, updated_at = now() WHERE username = $1")
         .bind(username)
         .bind(role.as_str())
@@ -101,30 +78,20 @@ pub async fn set_role(
 }
 
 /// Returns false when no such user exists.
-pub async fn set_disabled(
-    db: impl PgExecutor<'_>,
-    username: &str,
-    disabled: bool,
-) -> Result<bool, DbError> {
-    let done =
-        sqlx::query("UPDATE users SET disabled = $2, updated_at = now() WHERE username = $1")
-            .bind(username)
-            .bind(disabled)
-            .execute(db)
-            .await?;
+pub async fn set_disabled(db: impl PgExecutor<'_>, username: &str, disabled: bool) -> Result<bool, DbError> {
+    let done = sqlx::query("UPDATE users SET disabled = $2, updated_at = now() WHERE username = $1")
+        .bind(username)
+        .bind(disabled)
+        .execute(db)
+        .await?;
     Ok(done.rows_affected() == 1)
 }
 
-pub async fn set_password_hash(
-    db: impl PgExecutor<'_>,
-    username: &str,
-    hash: &str,
-) -> Result<bool, DbError> {
-    let done =
-        sqlx::query("UPDATE users SET password_hash = $2, updated_at = now() WHERE username = $1")
-            .bind(username)
-            .bind(hash)
-            .execute(db)
-            .await?;
+pub async fn set_password_hash(db: impl PgExecutor<'_>, username: &str, hash: &str) -> Result<bool, DbError> {
+    let done = sqlx::query("UPDATE users SET password_hash = $2, updated_at = now() WHERE username = $1")
+        .bind(username)
+        .bind(hash)
+        .execute(db)
+        .await?;
     Ok(done.rows_affected() == 1)
 }

@@ -61,16 +61,11 @@ async fn principal_for(
         return Ok(principal);
     }
     let jar = CookieJar::from_headers(headers);
-    let principal = session::current(state, &jar)
-        .await?
-        .ok_or(AuthError::Missing)?;
+    let principal = session::current(state, &jar).await?.ok_or(AuthError::Missing)?;
     if let Credential::Session { csrf_token } = &principal.credential
         && is_mutating(method)
     {
-        let submitted = headers
-            .get(CSRF_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
+        let submitted = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
         if !session::csrf_matches(submitted, csrf_token) {
             return Err(Denial::Csrf);
         }
@@ -78,21 +73,31 @@ async fn principal_for(
     Ok(principal)
 }
 
+/// POST routes that only read (MLflow's searches take their query in a JSON body).
+const READ_ONLY_POST_SUFFIXES: &[&str] = &[
+    "/2.0/mlflow/runs/search",
+    "/2.0/mlflow/experiments/search",
+    "/2.0/mlflow/logged-models/search",
+    "/2.0/mlflow/registered-models/get-latest-versions",
+];
+
+/// Whether a request changes data: any method but GET, HEAD and OPTIONS, except the
+/// read-only POST routes. Shared by the guard and the audit middleware.
+pub fn changes_data(method: &Method, route: Option<&str>) -> bool {
+    let read_only_post =
+        *method == Method::POST && route.is_some_and(|r| READ_ONLY_POST_SUFFIXES.iter().any(|s| r.ends_with(s)));
+    is_mutating(method) && !read_only_post
+}
+
 fn authorize(principal: &Principal, request: &Request) -> Result<(), Denial> {
-    if !is_mutating(request.method()) || principal.can_write() {
+    let route = request.extensions().get::<MatchedPath>().map(MatchedPath::as_str);
+    if !changes_data(request.method(), route) || principal.can_write() {
         return Ok(());
     }
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(MatchedPath::as_str);
     if route.is_some_and(|r| SELF_SERVICE_ROUTES.contains(&r)) {
         return Ok(());
     }
-    Err(Denial::ReadOnly {
-        username: principal.username.clone(),
-        role: principal.role.to_string(),
-    })
+    Err(Denial::ReadOnly { username: principal.username.clone(), role: principal.role.to_string() })
 }
 
 pub fn is_mutating(method: &Method) -> bool {

@@ -11,8 +11,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
 use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, Request, State};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use cairn_db::audit::{self, NewEvent};
@@ -33,12 +33,7 @@ pub struct Actor {
 impl Actor {
     /// A process acting on its own behalf (bootstrap, admin commands).
     pub fn system(name: &str) -> Actor {
-        Actor {
-            user_id: None,
-            name: format!("system:{name}"),
-            request_id: None,
-            client_addr: None,
-        }
+        Actor { user_id: None, name: format!("system:{name}"), request_id: None, client_addr: None }
     }
 
     pub fn for_principal(principal: &Principal, parts: &Parts) -> Actor {
@@ -72,18 +67,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Actor {
 }
 
 fn request_id(parts: &Parts) -> Option<String> {
-    parts
-        .headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
+    parts.headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned)
 }
 
 pub fn client_addr(parts: &Parts) -> Option<String> {
-    parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip().to_string())
+    parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip().to_string())
 }
 
 /// Where the authentication layers leave the authenticated caller for this middleware,
@@ -117,26 +105,16 @@ pub struct AuditNote {
     pub details: serde_json::Value,
 }
 
-pub async fn record_mutations(
-    State(state): State<AppState>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    let mutating = !matches!(
-        *request.method(),
-        Method::GET | Method::HEAD | Method::OPTIONS
-    );
-    if !mutating {
+pub async fn record_mutations(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let matched = request.extensions().get::<MatchedPath>().map(MatchedPath::as_str);
+    if !crate::access::changes_data(request.method(), matched) {
         return next.run(request).await;
     }
     let slot = ActorSlot::default();
     request.extensions_mut().insert(slot.clone());
     let (parts, body) = request.into_parts();
     let method = parts.method.clone();
-    let route = parts
-        .extensions
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned());
+    let route = parts.extensions.get::<MatchedPath>().map(|p| p.as_str().to_owned());
     let path = parts.uri.path().to_owned();
     let anonymous = Actor::anonymous(&parts);
     let response = next.run(Request::from_parts(parts, body)).await;
@@ -155,13 +133,7 @@ pub async fn record_mutations(
             .or_else(|| note.as_ref().and_then(|n| n.actor_name.clone()))
             .unwrap_or(anonymous.name),
         action: note.as_ref().map_or_else(
-            || {
-                format!(
-                    "http.{} {}",
-                    method.as_str().to_lowercase(),
-                    route.as_deref().unwrap_or("(no route)")
-                )
-            },
+            || format!("http.{} {}", method.as_str().to_lowercase(), route.as_deref().unwrap_or("(no route)")),
             |n| n.action.clone(),
         ),
         target: note.as_ref().map_or(path, |n| n.target.clone()),

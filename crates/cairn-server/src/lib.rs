@@ -12,6 +12,7 @@ pub mod mlflow;
 pub mod ops;
 pub mod startup;
 pub mod state;
+pub mod tracking;
 pub mod ui;
 
 pub use config::{Secret, ServerConfig};

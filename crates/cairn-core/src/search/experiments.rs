@@ -3,8 +3,8 @@
 //! `_get_search_experiments_filter_clauses`).
 
 use super::syntax::{
-    AttrOrTag, Comparison, Value, attribute_or_tag, entity_string, integer, num_op,
-    parse_comparisons, parse_order_by_clause, quoted_string, str_op,
+    AttrOrTag, Comparison, Value, attribute_or_tag, entity_string, integer, num_op, parse_comparisons,
+    parse_order_by_clause, quoted_string, str_op,
 };
 use super::{FilterError, NumOp, OrderBy, StrOp};
 
@@ -18,17 +18,9 @@ pub enum ExperimentClause {
     /// `name <op> '<string>'` (also `attribute.name`).
     Name { op: StrOp, value: String },
     /// `creation_time` or `last_update_time` against epoch milliseconds.
-    Time {
-        attr: ExperimentTimeAttr,
-        op: NumOp,
-        value: i64,
-    },
+    Time { attr: ExperimentTimeAttr, op: NumOp, value: i64 },
     /// `tags.<key> <op> '<string>'`; only experiments that have the tag can match.
-    Tag {
-        key: String,
-        op: StrOp,
-        value: String,
-    },
+    Tag { key: String, op: StrOp, value: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -53,10 +45,7 @@ const ORDER_KEYS: &[&str] = &["name", "experiment_id", "creation_time", "last_up
 /// `name LIKE 'fraud-%' AND tags.team = 'risk' AND creation_time > 1700000000000`.
 /// Blank input gives an empty filter.
 pub fn parse_experiment_filter(filter: &str) -> Result<ExperimentFilter, FilterError> {
-    let clauses = parse_comparisons(filter)?
-        .iter()
-        .map(clause)
-        .collect::<Result<_, _>>()?;
+    let clauses = parse_comparisons(filter)?.iter().map(clause).collect::<Result<_, _>>()?;
     Ok(ExperimentFilter(clauses))
 }
 
@@ -71,15 +60,13 @@ fn clause(cmp: &Comparison<'_>) -> Result<ExperimentClause, FilterError> {
     match (entity, time_attr) {
         (AttrOrTag::Tag, _) => {
             let value = entity_string(&cmp.value, "tag")?;
-            let op = str_op(op)
-                .ok_or_else(|| FilterError::new(format!("Invalid comparator for tag: {op}")))?;
+            let op = str_op(op).ok_or_else(|| FilterError::new(format!("Invalid comparator for tag: {op}")))?;
             Ok(ExperimentClause::Tag { key, op, value })
         }
         (AttrOrTag::Attribute, Some(attr)) => {
             let value = integer(&cmp.value, &key)?;
-            let op = num_op(op).ok_or_else(|| {
-                FilterError::new(format!("Invalid comparator for numeric attribute: {op}"))
-            })?;
+            let op = num_op(op)
+                .ok_or_else(|| FilterError::new(format!("Invalid comparator for numeric attribute: {op}")))?;
             Ok(ExperimentClause::Time { attr, op, value })
         }
         (AttrOrTag::Attribute, None) => {
@@ -97,9 +84,8 @@ fn clause(cmp: &Comparison<'_>) -> Result<ExperimentClause, FilterError> {
                 }
                 other => quoted_string(other)?,
             };
-            let op = str_op(op).ok_or_else(|| {
-                FilterError::new(format!("Invalid comparator for string attribute: {op}"))
-            })?;
+            let op =
+                str_op(op).ok_or_else(|| FilterError::new(format!("Invalid comparator for string attribute: {op}")))?;
             Ok(ExperimentClause::Name { op, value })
         }
     }
@@ -134,36 +120,19 @@ mod tests {
     }
 
     fn err(filter: &str) -> String {
-        parse_experiment_filter(filter)
-            .unwrap_err()
-            .message()
-            .to_owned()
+        parse_experiment_filter(filter).unwrap_err().message().to_owned()
     }
 
     #[test]
     fn name_with_every_string_comparator() {
-        for (text, op) in [
-            ("=", StrOp::Eq),
-            ("!=", StrOp::Ne),
-            ("LIKE", StrOp::Like),
-            ("ilike", StrOp::ILike),
-        ] {
-            assert_eq!(
-                one(&format!("name {text} 'exp%'")),
-                ExperimentClause::Name {
-                    op,
-                    value: "exp%".into()
-                }
-            );
+        for (text, op) in [("=", StrOp::Eq), ("!=", StrOp::Ne), ("LIKE", StrOp::Like), ("ilike", StrOp::ILike)] {
+            assert_eq!(one(&format!("name {text} 'exp%'")), ExperimentClause::Name { op, value: "exp%".into() });
         }
     }
 
     #[test]
     fn name_with_attribute_prefixes() {
-        let expected = ExperimentClause::Name {
-            op: StrOp::Eq,
-            value: "a".into(),
-        };
+        let expected = ExperimentClause::Name { op: StrOp::Eq, value: "a".into() };
         assert_eq!(one("attribute.name = 'a'"), expected);
         assert_eq!(one("attributes.name = 'a'"), expected);
         assert_eq!(one(r#"name = "a""#), expected);
@@ -173,19 +142,11 @@ mod tests {
     fn time_attributes_with_numeric_comparators() {
         assert_eq!(
             one("creation_time > 1700000000000"),
-            ExperimentClause::Time {
-                attr: ExperimentTimeAttr::CreationTime,
-                op: NumOp::Gt,
-                value: 1_700_000_000_000
-            }
+            ExperimentClause::Time { attr: ExperimentTimeAttr::CreationTime, op: NumOp::Gt, value: 1_700_000_000_000 }
         );
         assert_eq!(
             one("attributes.last_update_time <= 5"),
-            ExperimentClause::Time {
-                attr: ExperimentTimeAttr::LastUpdateTime,
-                op: NumOp::Le,
-                value: 5
-            }
+            ExperimentClause::Time { attr: ExperimentTimeAttr::LastUpdateTime, op: NumOp::Le, value: 5 }
         );
     }
 
@@ -193,28 +154,18 @@ mod tests {
     fn tags_with_backticks_and_like() {
         assert_eq!(
             one("tags.`mlflow.note.content` LIKE '%fraud%'"),
-            ExperimentClause::Tag {
-                key: "mlflow.note.content".into(),
-                op: StrOp::Like,
-                value: "%fraud%".into()
-            }
+            ExperimentClause::Tag { key: "mlflow.note.content".into(), op: StrOp::Like, value: "%fraud%".into() }
         );
         assert_eq!(
             one("tag.team != 'risk'"),
-            ExperimentClause::Tag {
-                key: "team".into(),
-                op: StrOp::Ne,
-                value: "risk".into()
-            }
+            ExperimentClause::Tag { key: "team".into(), op: StrOp::Ne, value: "risk".into() }
         );
     }
 
     #[test]
     fn conjunction_of_all_kinds() {
-        let ExperimentFilter(clauses) = parse_experiment_filter(
-            "name LIKE 'fraud-%' and tags.team = 'risk' AND creation_time >= 0",
-        )
-        .unwrap();
+        let ExperimentFilter(clauses) =
+            parse_experiment_filter("name LIKE 'fraud-%' and tags.team = 'risk' AND creation_time >= 0").unwrap();
         assert_eq!(clauses.len(), 3);
     }
 
@@ -238,18 +189,9 @@ mod tests {
 
     #[test]
     fn wrong_comparators_are_rejected_with_the_store_messages() {
-        assert_eq!(
-            err("name > 'a'"),
-            "Invalid comparator for string attribute: >"
-        );
-        assert_eq!(
-            err("name NOT IN 'a'"),
-            "Invalid comparator for string attribute: NOT IN"
-        );
-        assert_eq!(
-            err("creation_time LIKE 5"),
-            "Invalid comparator for numeric attribute: LIKE"
-        );
+        assert_eq!(err("name > 'a'"), "Invalid comparator for string attribute: >");
+        assert_eq!(err("name NOT IN 'a'"), "Invalid comparator for string attribute: NOT IN");
+        assert_eq!(err("creation_time LIKE 5"), "Invalid comparator for numeric attribute: LIKE");
         assert_eq!(err("tags.a >= 'b'"), "Invalid comparator for tag: >=");
     }
 
@@ -259,65 +201,36 @@ mod tests {
             err("name IN ('a', 'b')"),
             "Only the 'run_id' attribute supports comparison with a list of quoted string values."
         );
-        assert_eq!(
-            err("name = 5"),
-            "Expected a quoted string value for attributes. Got value 5"
-        );
+        assert_eq!(err("name = 5"), "Expected a quoted string value for attributes. Got value 5");
         assert_eq!(
             err("creation_time > '5'"),
             "Expected numeric value type for numeric attribute: creation_time. Found '5'"
         );
         assert!(err("name = fraud").starts_with("Parameter value is either not quoted"));
-        assert_eq!(
-            err("tags.a = 1"),
-            "Expected a quoted string value for tag (e.g. 'my-value'). Got value 1"
-        );
+        assert_eq!(err("tags.a = 1"), "Expected a quoted string value for tag (e.g. 'my-value'). Got value 1");
     }
 
     #[test]
     fn or_and_garbage_are_rejected() {
         assert!(err("name = 'a' OR name = 'b'").contains("OR is not supported"));
-        assert_eq!(
-            err("name = 'a' zzz"),
-            "Invalid clause(s) in filter string: 'zzz'"
-        );
+        assert_eq!(err("name = 'a' zzz"), "Invalid clause(s) in filter string: 'zzz'");
     }
 
     #[test]
     fn order_by_keys_and_directions() {
         for (clause, key, ascending) in [
             ("name", ExperimentOrderKey::Name, true),
-            (
-                "experiment_id DESC",
-                ExperimentOrderKey::ExperimentId,
-                false,
-            ),
-            (
-                "creation_time desc",
-                ExperimentOrderKey::CreationTime,
-                false,
-            ),
-            (
-                "attribute.last_update_time ASC",
-                ExperimentOrderKey::LastUpdateTime,
-                true,
-            ),
+            ("experiment_id DESC", ExperimentOrderKey::ExperimentId, false),
+            ("creation_time desc", ExperimentOrderKey::CreationTime, false),
+            ("attribute.last_update_time ASC", ExperimentOrderKey::LastUpdateTime, true),
         ] {
-            assert_eq!(
-                parse_experiment_order_by(clause).unwrap(),
-                OrderBy { key, ascending }
-            );
+            assert_eq!(parse_experiment_order_by(clause).unwrap(), OrderBy { key, ascending });
         }
     }
 
     #[test]
     fn order_by_rejects_tags_and_unknown_keys() {
-        assert_eq!(
-            parse_experiment_order_by("tags.team")
-                .unwrap_err()
-                .message(),
-            "Invalid order_by entity: tag"
-        );
+        assert_eq!(parse_experiment_order_by("tags.team").unwrap_err().message(), "Invalid order_by entity: tag");
         assert!(
             parse_experiment_order_by("start_time")
                 .unwrap_err()
@@ -325,9 +238,7 @@ mod tests {
                 .starts_with("Invalid attribute key 'start_time' specified.")
         );
         assert_eq!(
-            parse_experiment_order_by("name sideways")
-                .unwrap_err()
-                .message(),
+            parse_experiment_order_by("name sideways").unwrap_err().message(),
             "Invalid ordering key in order_by clause 'name sideways'."
         );
     }

@@ -68,11 +68,7 @@ pub(super) fn lex(src: &str) -> Result<Vec<Token>, FilterError> {
             i += 1;
             continue;
         }
-        let prev = if space_before {
-            None
-        } else {
-            tokens.last().map(|t| &t.kind)
-        };
+        let prev = if space_before { None } else { tokens.last().map(|t| &t.kind) };
         let glued_to_name = matches!(prev, Some(Tok::Word | Tok::Quoted { .. }));
         let after_dot = matches!(prev, Some(Tok::Dot));
         let start = i;
@@ -143,12 +139,7 @@ pub(super) fn lex(src: &str) -> Result<Vec<Token>, FilterError> {
                 Tok::Other
             }
         };
-        tokens.push(Token {
-            kind,
-            start: offset(start),
-            end: offset(i),
-            space_before,
-        });
+        tokens.push(Token { kind, start: offset(start), end: offset(i), space_before });
         space_before = false;
     }
     debug_assert!(i <= n);
@@ -234,11 +225,7 @@ mod tests {
     use super::*;
 
     fn kinds(src: &str) -> Vec<(Tok, String)> {
-        lex(src)
-            .unwrap()
-            .into_iter()
-            .map(|t| (t.kind, src[t.start..t.end].to_owned()))
-            .collect()
+        lex(src).unwrap().into_iter().map(|t| (t.kind, src[t.start..t.end].to_owned())).collect()
     }
 
     #[test]

@@ -20,17 +20,15 @@ mod runs;
 mod syntax;
 
 pub use experiments::{
-    ExperimentClause, ExperimentFilter, ExperimentOrderKey, ExperimentTimeAttr,
-    parse_experiment_filter, parse_experiment_order_by,
+    ExperimentClause, ExperimentFilter, ExperimentOrderKey, ExperimentTimeAttr, parse_experiment_filter,
+    parse_experiment_order_by,
 };
 pub use registry::{
-    ModelVersionClause, ModelVersionFilter, ModelVersionOrderKey, RegisteredModelClause,
-    RegisteredModelFilter, RegisteredModelOrderKey, parse_model_version_filter,
-    parse_model_version_order_by, parse_registered_model_filter, parse_registered_model_order_by,
+    ModelVersionClause, ModelVersionFilter, ModelVersionOrderKey, RegisteredModelClause, RegisteredModelFilter,
+    RegisteredModelOrderKey, parse_model_version_filter, parse_model_version_order_by, parse_registered_model_filter,
+    parse_registered_model_order_by,
 };
-pub use runs::{
-    DatasetField, RunAttr, RunClause, RunFilter, RunOrderKey, parse_run_filter, parse_run_order_by,
-};
+pub use runs::{DatasetField, RunAttr, RunClause, RunFilter, RunOrderKey, parse_run_filter, parse_run_order_by};
 
 /// A filter or order_by clause that MLflow would reject; the message says why, in MLflow's
 /// words where it has some. The MLflow API answers it with 400 `INVALID_PARAMETER_VALUE`.
@@ -42,9 +40,7 @@ pub struct FilterError {
 
 impl FilterError {
     pub(crate) fn new(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-        }
+        Self { message: message.into() }
     }
 
     pub fn message(&self) -> &str {
@@ -134,21 +130,11 @@ where
     S: AsRef<str>,
 {
     let mut parsed: Vec<OrderBy<K>> = Vec::with_capacity(clauses.len());
-    for clause in clauses
-        .iter()
-        .map(AsRef::as_ref)
-        .filter(|c| !c.trim().is_empty())
-    {
+    for clause in clauses.iter().map(AsRef::as_ref).filter(|c| !c.trim().is_empty()) {
         let order = parse(clause)?;
         if parsed.iter().any(|o| o.key == order.key) {
-            let listed: Vec<String> = clauses
-                .iter()
-                .map(|c| format!("'{}'", c.as_ref()))
-                .collect();
-            return Err(FilterError::new(format!(
-                "`order_by` contains duplicate fields: [{}]",
-                listed.join(", ")
-            )));
+            let listed: Vec<String> = clauses.iter().map(|c| format!("'{}'", c.as_ref())).collect();
+            return Err(FilterError::new(format!("`order_by` contains duplicate fields: [{}]", listed.join(", "))));
         }
         parsed.push(order);
     }
@@ -161,41 +147,26 @@ mod tests {
 
     #[test]
     fn order_by_list_skips_blank_entries() {
-        let order =
-            parse_order_by_list(&["", "  ", "params.model ASC"], parse_run_order_by).unwrap();
-        assert_eq!(
-            order,
-            vec![OrderBy {
-                key: RunOrderKey::Param("model".into()),
-                ascending: true
-            }]
-        );
+        let order = parse_order_by_list(&["", "  ", "params.model ASC"], parse_run_order_by).unwrap();
+        assert_eq!(order, vec![OrderBy { key: RunOrderKey::Param("model".into()), ascending: true }]);
     }
 
     #[test]
     fn order_by_list_rejects_duplicate_keys() {
-        let err = parse_order_by_list(&["metrics.acc DESC", "metric.acc"], parse_run_order_by)
-            .unwrap_err();
-        assert_eq!(
-            err.message(),
-            "`order_by` contains duplicate fields: ['metrics.acc DESC', 'metric.acc']"
-        );
+        let err = parse_order_by_list(&["metrics.acc DESC", "metric.acc"], parse_run_order_by).unwrap_err();
+        assert_eq!(err.message(), "`order_by` contains duplicate fields: ['metrics.acc DESC', 'metric.acc']");
     }
 
     #[test]
     fn order_by_list_treats_attribute_aliases_as_the_same_key() {
-        let err =
-            parse_order_by_list(&["start_time", "created DESC"], parse_run_order_by).unwrap_err();
+        let err = parse_order_by_list(&["start_time", "created DESC"], parse_run_order_by).unwrap_err();
         assert!(err.message().contains("duplicate fields"), "{err}");
     }
 
     #[test]
     fn order_by_list_reports_the_first_invalid_clause() {
         let err = parse_order_by_list(&["metrics.acc", "bogus.x"], parse_run_order_by).unwrap_err();
-        assert!(
-            err.message().starts_with("Invalid entity type 'bogus'"),
-            "{err}"
-        );
+        assert!(err.message().starts_with("Invalid entity type 'bogus'"), "{err}");
     }
 
     #[test]
@@ -345,9 +316,7 @@ mod tests {
         let alphabet: Vec<char> = "ab.`'\"()=<>!, -1e%_é🦀\\\u{0}AND".chars().collect();
         for _ in 0..20_000 {
             let len = rng.below(24);
-            let input: String = (0..len)
-                .map(|_| alphabet[rng.below(alphabet.len())])
-                .collect();
+            let input: String = (0..len).map(|_| alphabet[rng.below(alphabet.len())]).collect();
             feed_all(&input);
         }
         for input in [

@@ -2,9 +2,8 @@
 //! `SearchModelUtils`, `SearchModelVersionUtils` and the registry SQL store's checks).
 
 use super::syntax::{
-    AttrOrTag, Comparison, StrValue, Value, attribute_or_tag, entity_string, integer,
-    integer_literal, num_op, parse_comparisons, parse_order_by_clause, quoted_string, set_repr,
-    str_cond, str_op,
+    AttrOrTag, Comparison, StrValue, Value, attribute_or_tag, entity_string, integer, integer_literal, num_op,
+    parse_comparisons, parse_order_by_clause, quoted_string, set_repr, str_cond, str_op,
 };
 use super::{FilterError, NumOp, OrderBy, StrCond, StrOp};
 
@@ -19,15 +18,8 @@ pub struct RegisteredModelFilter(pub Vec<RegisteredModelClause>);
 /// (and `= 'false'`), unlike every other tag clause, which needs the tag to exist.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RegisteredModelClause {
-    Name {
-        op: StrOp,
-        value: String,
-    },
-    Tag {
-        key: String,
-        op: StrOp,
-        value: String,
-    },
+    Name { op: StrOp, value: String },
+    Tag { key: String, op: StrOp, value: String },
 }
 
 /// What a registered-model order_by clause sorts on.
@@ -47,13 +39,22 @@ pub struct ModelVersionFilter(pub Vec<ModelVersionClause>);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ModelVersionClause {
     /// The registered model's name.
-    Name { op: StrOp, value: String },
+    Name {
+        op: StrOp,
+        value: String,
+    },
     /// The version's `source` (MLflow calls the search key `source_path`).
-    SourcePath { op: StrOp, value: String },
+    SourcePath {
+        op: StrOp,
+        value: String,
+    },
     /// The source run; never [`StrCond::NotIn`] (MLflow does not accept it here).
     RunId(StrCond),
     /// The version number.
-    VersionNumber { op: NumOp, value: i64 },
+    VersionNumber {
+        op: NumOp,
+        value: i64,
+    },
     Tag {
         key: String,
         op: StrOp,
@@ -73,17 +74,8 @@ pub enum ModelVersionOrderKey {
 const MODEL_FILTER_KEYS: &[&str] = &["name"];
 const MODEL_ORDER_KEYS: &[&str] = &["name", "creation_timestamp", "last_updated_timestamp"];
 const VERSION_FILTER_KEYS: &[&str] = &["name", "version_number", "run_id", "source_path"];
-const VERSION_ORDER_KEYS: &[&str] = &[
-    "name",
-    "version_number",
-    "creation_timestamp",
-    "last_updated_timestamp",
-];
-const VERSION_NUMERIC_KEYS: &[&str] = &[
-    "version_number",
-    "creation_timestamp",
-    "last_updated_timestamp",
-];
+const VERSION_ORDER_KEYS: &[&str] = &["name", "version_number", "creation_timestamp", "last_updated_timestamp"];
+const VERSION_NUMERIC_KEYS: &[&str] = &["version_number", "creation_timestamp", "last_updated_timestamp"];
 
 fn tag_op(op: &str) -> Result<StrOp, FilterError> {
     str_op(op).ok_or_else(|| FilterError::new(format!("Invalid comparator for tag: {op}")))
@@ -94,19 +86,14 @@ fn invalid_attribute_comparator(op: &str) -> FilterError {
 }
 
 fn only_run_id_lists() -> FilterError {
-    FilterError::new(
-        "Only the 'run_id' attribute supports comparison with a list of quoted string values.",
-    )
+    FilterError::new("Only the 'run_id' attribute supports comparison with a list of quoted string values.")
 }
 
 /// Parses a `registered-models/search` filter such as
 /// ``name ILIKE '%fraud%' AND tag.`mlflow.prompt.is_prompt` != 'true'``.
 /// Blank input gives an empty filter.
 pub fn parse_registered_model_filter(filter: &str) -> Result<RegisteredModelFilter, FilterError> {
-    let clauses = parse_comparisons(filter)?
-        .iter()
-        .map(model_clause)
-        .collect::<Result<_, _>>()?;
+    let clauses = parse_comparisons(filter)?.iter().map(model_clause).collect::<Result<_, _>>()?;
     Ok(RegisteredModelFilter(clauses))
 }
 
@@ -116,11 +103,7 @@ fn model_clause(cmp: &Comparison<'_>) -> Result<RegisteredModelClause, FilterErr
     match entity {
         AttrOrTag::Tag => {
             let value = entity_string(&cmp.value, "tag")?;
-            Ok(RegisteredModelClause::Tag {
-                key,
-                op: tag_op(op)?,
-                value,
-            })
+            Ok(RegisteredModelClause::Tag { key, op: tag_op(op)?, value })
         }
         AttrOrTag::Attribute => {
             let value = match &cmp.value {
@@ -141,9 +124,7 @@ fn model_clause(cmp: &Comparison<'_>) -> Result<RegisteredModelClause, FilterErr
 
 /// Parses one `registered-models/search` order_by clause: `name`, `creation_timestamp` or
 /// `last_updated_timestamp`, optionally followed by `ASC` or `DESC`.
-pub fn parse_registered_model_order_by(
-    clause: &str,
-) -> Result<OrderBy<RegisteredModelOrderKey>, FilterError> {
+pub fn parse_registered_model_order_by(clause: &str) -> Result<OrderBy<RegisteredModelOrderKey>, FilterError> {
     let (ident, ascending) = parse_order_by_clause(clause)?;
     let (entity, key) = attribute_or_tag(&ident, MODEL_ORDER_KEYS)?;
     if matches!(entity, AttrOrTag::Tag) {
@@ -161,10 +142,7 @@ pub fn parse_registered_model_order_by(
 /// `name = 'fraud' AND run_id IN ('a1', 'b2') AND version_number > 3`.
 /// Blank input gives an empty filter.
 pub fn parse_model_version_filter(filter: &str) -> Result<ModelVersionFilter, FilterError> {
-    let clauses = parse_comparisons(filter)?
-        .iter()
-        .map(version_clause)
-        .collect::<Result<_, _>>()?;
+    let clauses = parse_comparisons(filter)?.iter().map(version_clause).collect::<Result<_, _>>()?;
     Ok(ModelVersionFilter(clauses))
 }
 
@@ -173,24 +151,14 @@ fn version_clause(cmp: &Comparison<'_>) -> Result<ModelVersionClause, FilterErro
     let op = cmp.op.as_str();
     if matches!(entity, AttrOrTag::Tag) {
         let value = entity_string(&cmp.value, "tag")?;
-        return Ok(ModelVersionClause::Tag {
-            key,
-            op: tag_op(op)?,
-            value,
-        });
+        return Ok(ModelVersionClause::Tag { key, op: tag_op(op)?, value });
     }
     if key == "version_number" {
         let value = match &cmp.value {
             Value::List { .. } => return Err(only_run_id_lists()),
             // MLflow passes a quoted number through to SQL, which compares it as a number.
-            Value::Quoted {
-                quote: '\'' | '"',
-                content,
-                raw,
-            } => integer_literal(content.trim()).ok_or_else(|| {
-                FilterError::new(format!(
-                    "Expected numeric value type for numeric attribute: {key}. Found {raw}"
-                ))
+            Value::Quoted { quote: '\'' | '"', content, raw } => integer_literal(content.trim()).ok_or_else(|| {
+                FilterError::new(format!("Expected numeric value type for numeric attribute: {key}. Found {raw}"))
             })?,
             other => integer(other, &key)?,
         };
@@ -209,9 +177,7 @@ fn version_clause(cmp: &Comparison<'_>) -> Result<ModelVersionClause, FilterErro
         other => StrValue::One(quoted_string(other)?),
     };
     let one = |value: StrValue| match value {
-        StrValue::One(value) => str_op(op)
-            .map(|op| (op, value))
-            .ok_or_else(|| invalid_attribute_comparator(op)),
+        StrValue::One(value) => str_op(op).map(|op| (op, value)).ok_or_else(|| invalid_attribute_comparator(op)),
         StrValue::Many(_) => Err(invalid_attribute_comparator(op)),
     };
     Ok(match key.as_str() {
@@ -234,9 +200,7 @@ fn version_clause(cmp: &Comparison<'_>) -> Result<ModelVersionClause, FilterErro
 
 /// Parses one `model-versions/search` order_by clause: `name`, `version_number`,
 /// `creation_timestamp` or `last_updated_timestamp`, optionally followed by `ASC` or `DESC`.
-pub fn parse_model_version_order_by(
-    clause: &str,
-) -> Result<OrderBy<ModelVersionOrderKey>, FilterError> {
+pub fn parse_model_version_order_by(clause: &str) -> Result<OrderBy<ModelVersionOrderKey>, FilterError> {
     let (ident, ascending) = parse_order_by_clause(clause)?;
     let (entity, key) = attribute_or_tag(&ident, VERSION_ORDER_KEYS)?;
     if matches!(entity, AttrOrTag::Tag) {
@@ -260,10 +224,7 @@ mod tests {
     }
 
     fn model_err(filter: &str) -> String {
-        parse_registered_model_filter(filter)
-            .unwrap_err()
-            .message()
-            .to_owned()
+        parse_registered_model_filter(filter).unwrap_err().message().to_owned()
     }
 
     fn version(filter: &str) -> Vec<ModelVersionClause> {
@@ -271,62 +232,34 @@ mod tests {
     }
 
     fn version_err(filter: &str) -> String {
-        parse_model_version_filter(filter)
-            .unwrap_err()
-            .message()
-            .to_owned()
+        parse_model_version_filter(filter).unwrap_err().message().to_owned()
     }
 
     fn prompt_tag() -> RegisteredModelClause {
-        RegisteredModelClause::Tag {
-            key: "mlflow.prompt.is_prompt".into(),
-            op: StrOp::Ne,
-            value: "true".into(),
-        }
+        RegisteredModelClause::Tag { key: "mlflow.prompt.is_prompt".into(), op: StrOp::Ne, value: "true".into() }
     }
 
     #[test]
     fn client_prompt_filter_alone() {
-        assert_eq!(
-            model("tag.`mlflow.prompt.is_prompt` != 'true'"),
-            vec![prompt_tag()]
-        );
+        assert_eq!(model("tag.`mlflow.prompt.is_prompt` != 'true'"), vec![prompt_tag()]);
     }
 
     #[test]
     fn client_prompt_filter_appended_to_a_user_filter() {
         assert_eq!(
             model("name LIKE 'fraud%' AND tag.`mlflow.prompt.is_prompt` != 'true'"),
-            vec![
-                RegisteredModelClause::Name {
-                    op: StrOp::Like,
-                    value: "fraud%".into()
-                },
-                prompt_tag()
-            ]
+            vec![RegisteredModelClause::Name { op: StrOp::Like, value: "fraud%".into() }, prompt_tag()]
         );
     }
 
     #[test]
     fn registered_model_name_and_tag_comparators() {
-        for (text, op) in [
-            ("=", StrOp::Eq),
-            ("!=", StrOp::Ne),
-            ("like", StrOp::Like),
-            ("ILIKE", StrOp::ILike),
-        ] {
+        for (text, op) in [("=", StrOp::Eq), ("!=", StrOp::Ne), ("like", StrOp::Like), ("ILIKE", StrOp::ILike)] {
             assert_eq!(
                 model(&format!("name {text} 'm' and tags.k {text} 'v'")),
                 vec![
-                    RegisteredModelClause::Name {
-                        op,
-                        value: "m".into()
-                    },
-                    RegisteredModelClause::Tag {
-                        key: "k".into(),
-                        op,
-                        value: "v".into()
-                    },
+                    RegisteredModelClause::Name { op, value: "m".into() },
+                    RegisteredModelClause::Tag { key: "k".into(), op, value: "v".into() },
                 ]
             );
         }
@@ -334,14 +267,8 @@ mod tests {
 
     #[test]
     fn registered_model_rejects_other_keys_and_comparators() {
-        assert_eq!(
-            model_err("run_id = 'a'"),
-            "Invalid attribute key 'run_id' specified. Valid keys are '{'name'}'"
-        );
-        assert_eq!(
-            model_err("name > 'a'"),
-            "Invalid comparator for attribute: >"
-        );
+        assert_eq!(model_err("run_id = 'a'"), "Invalid attribute key 'run_id' specified. Valid keys are '{'name'}'");
+        assert_eq!(model_err("name > 'a'"), "Invalid comparator for attribute: >");
         assert_eq!(model_err("tags.k < 'a'"), "Invalid comparator for tag: <");
         assert_eq!(
             model_err("name IN ('a')"),
@@ -360,32 +287,18 @@ mod tests {
     fn registered_model_order_by() {
         assert_eq!(
             parse_registered_model_order_by("name DESC").unwrap(),
-            OrderBy {
-                key: RegisteredModelOrderKey::Name,
-                ascending: false
-            }
+            OrderBy { key: RegisteredModelOrderKey::Name, ascending: false }
         );
         assert_eq!(
             parse_registered_model_order_by("last_updated_timestamp").unwrap(),
-            OrderBy {
-                key: RegisteredModelOrderKey::LastUpdatedTimestamp,
-                ascending: true
-            }
+            OrderBy { key: RegisteredModelOrderKey::LastUpdatedTimestamp, ascending: true }
         );
         assert_eq!(
             parse_registered_model_order_by("creation_timestamp asc").unwrap(),
-            OrderBy {
-                key: RegisteredModelOrderKey::CreationTimestamp,
-                ascending: true
-            }
+            OrderBy { key: RegisteredModelOrderKey::CreationTimestamp, ascending: true }
         );
         assert!(parse_registered_model_order_by("timestamp").is_err());
-        assert_eq!(
-            parse_registered_model_order_by("tags.k")
-                .unwrap_err()
-                .message(),
-            "Invalid order_by entity: tag"
-        );
+        assert_eq!(parse_registered_model_order_by("tags.k").unwrap_err().message(), "Invalid order_by entity: tag");
     }
 
     #[test]
@@ -396,24 +309,11 @@ mod tests {
                  source_path LIKE 'models:/%' AND tags.stage ILIKE 'prod'"
             ),
             vec![
-                ModelVersionClause::Name {
-                    op: StrOp::Eq,
-                    value: "fraud".into()
-                },
+                ModelVersionClause::Name { op: StrOp::Eq, value: "fraud".into() },
                 ModelVersionClause::RunId(StrCond::In(vec!["a1".into(), "b2".into()])),
-                ModelVersionClause::VersionNumber {
-                    op: NumOp::Gt,
-                    value: 3
-                },
-                ModelVersionClause::SourcePath {
-                    op: StrOp::Like,
-                    value: "models:/%".into()
-                },
-                ModelVersionClause::Tag {
-                    key: "stage".into(),
-                    op: StrOp::ILike,
-                    value: "prod".into()
-                },
+                ModelVersionClause::VersionNumber { op: NumOp::Gt, value: 3 },
+                ModelVersionClause::SourcePath { op: StrOp::Like, value: "models:/%".into() },
+                ModelVersionClause::Tag { key: "stage".into(), op: StrOp::ILike, value: "prod".into() },
             ]
         );
     }
@@ -422,17 +322,11 @@ mod tests {
     fn model_version_run_id_scalar_comparisons() {
         assert_eq!(
             version("run_id = 'abc'"),
-            vec![ModelVersionClause::RunId(StrCond::Compare {
-                op: StrOp::Eq,
-                value: "abc".into()
-            })]
+            vec![ModelVersionClause::RunId(StrCond::Compare { op: StrOp::Eq, value: "abc".into() })]
         );
         assert_eq!(
             version("attribute.run_id != 'abc'"),
-            vec![ModelVersionClause::RunId(StrCond::Compare {
-                op: StrOp::Ne,
-                value: "abc".into()
-            })]
+            vec![ModelVersionClause::RunId(StrCond::Compare { op: StrOp::Ne, value: "abc".into() })]
         );
     }
 
@@ -440,10 +334,7 @@ mod tests {
     fn model_version_number_accepts_quoted_integers() {
         assert_eq!(
             version("version_number = '2'"),
-            vec![ModelVersionClause::VersionNumber {
-                op: NumOp::Eq,
-                value: 2
-            }]
+            vec![ModelVersionClause::VersionNumber { op: NumOp::Eq, value: 2 }]
         );
         assert_eq!(
             version_err("version_number = 'two'"),
@@ -453,26 +344,14 @@ mod tests {
 
     #[test]
     fn model_version_rejects_wrong_comparators() {
-        assert_eq!(
-            version_err("run_id NOT IN ('a')"),
-            "Invalid comparator for attribute: NOT IN"
-        );
-        assert_eq!(
-            version_err("name IN ('a')"),
-            version_err("source_path IN ('a')")
-        );
+        assert_eq!(version_err("run_id NOT IN ('a')"), "Invalid comparator for attribute: NOT IN");
+        assert_eq!(version_err("name IN ('a')"), version_err("source_path IN ('a')"));
         assert_eq!(
             version_err("name IN ('a')"),
             "Only the 'run_id' attribute supports comparison with a list of quoted string values."
         );
-        assert_eq!(
-            version_err("version_number LIKE 3"),
-            "Invalid comparator for attribute: LIKE"
-        );
-        assert_eq!(
-            version_err("name >= 'a'"),
-            "Invalid comparator for attribute: >="
-        );
+        assert_eq!(version_err("version_number LIKE 3"), "Invalid comparator for attribute: LIKE");
+        assert_eq!(version_err("name >= 'a'"), "Invalid comparator for attribute: >=");
         assert_eq!(version_err("tags.a > 'b'"), "Invalid comparator for tag: >");
     }
 
@@ -488,8 +367,7 @@ mod tests {
     #[test]
     fn model_version_rejects_unknown_keys() {
         assert!(
-            version_err("creation_timestamp > 3")
-                .starts_with("Invalid attribute key 'creation_timestamp' specified.")
+            version_err("creation_timestamp > 3").starts_with("Invalid attribute key 'creation_timestamp' specified.")
         );
         assert!(version_err("params.a = 'b'").starts_with("Invalid entity type 'params'"));
     }
@@ -498,17 +376,11 @@ mod tests {
     fn model_version_order_by() {
         assert_eq!(
             parse_model_version_order_by("version_number DESC").unwrap(),
-            OrderBy {
-                key: ModelVersionOrderKey::VersionNumber,
-                ascending: false
-            }
+            OrderBy { key: ModelVersionOrderKey::VersionNumber, ascending: false }
         );
         assert_eq!(
             parse_model_version_order_by("name").unwrap(),
-            OrderBy {
-                key: ModelVersionOrderKey::Name,
-                ascending: true
-            }
+            OrderBy { key: ModelVersionOrderKey::Name, ascending: true }
         );
         assert!(parse_model_version_order_by("run_id").is_err());
     }

@@ -2,8 +2,8 @@
 //! on metrics, params, tags and attributes (MLflow `SearchUtils`).
 
 use super::syntax::{
-    Comparison, StrValue, Value, entity_string, integer, invalid_comparator, metric_number, num_op,
-    parse_comparisons, parse_order_by_clause, quoted_string, set_repr, str_cond, str_op,
+    Comparison, StrValue, Value, entity_string, integer, invalid_comparator, metric_number, num_op, parse_comparisons,
+    parse_order_by_clause, quoted_string, set_repr, str_cond, str_op,
 };
 use super::{FilterError, NumOp, OrderBy, StrCond, StrOp};
 
@@ -21,27 +21,15 @@ pub enum RunClause {
     /// `metrics.<key> <op> <number>`.
     Metric { key: String, op: NumOp, value: f64 },
     /// `params.<key> <op> '<string>'`.
-    Param {
-        key: String,
-        op: StrOp,
-        value: String,
-    },
+    Param { key: String, op: StrOp, value: String },
     /// `tags.<key> <op> '<string>'`.
-    Tag {
-        key: String,
-        op: StrOp,
-        value: String,
-    },
+    Tag { key: String, op: StrOp, value: String },
     /// A string attribute (`run_id`, `run_name`, `status`, `user_id`, `artifact_uri`). Only
     /// `RunAttr::RunId` ever carries [`StrCond::In`] or [`StrCond::NotIn`]. MLflow's SQL store
     /// answers `run_name` from the `mlflow.runName` tag.
     StrAttribute { attr: RunAttr, cond: StrCond },
     /// A time attribute (`start_time` or `end_time`, in epoch milliseconds).
-    TimeAttribute {
-        attr: RunAttr,
-        op: NumOp,
-        value: i64,
-    },
+    TimeAttribute { attr: RunAttr, op: NumOp, value: i64 },
     /// `datasets.<field> <op> <value>` over the run's dataset inputs; lists allowed.
     Dataset { field: DatasetField, cond: StrCond },
 }
@@ -126,17 +114,8 @@ const FILTER_ATTRIBUTE_KEYS: &[&str] = &[
     "Run Name",
 ];
 /// MLflow's `RunInfo.get_orderable_attributes()` plus the `created` aliases.
-const ORDER_ATTRIBUTE_KEYS: &[&str] = &[
-    "artifact_uri",
-    "end_time",
-    "run_id",
-    "run_name",
-    "start_time",
-    "status",
-    "user_id",
-    "created",
-    "Created",
-];
+const ORDER_ATTRIBUTE_KEYS: &[&str] =
+    &["artifact_uri", "end_time", "run_id", "run_name", "start_time", "status", "user_id", "created", "Created"];
 const DATASET_KEYS: &[&str] = &["name", "digest", "context"];
 const METRIC_OPS: &[&str] = &["=", "!=", ">", ">=", "<", "<="];
 const PARAM_TAG_OPS: &[&str] = &["=", "!=", "LIKE", "ILIKE"];
@@ -170,16 +149,9 @@ fn entity(prefix: Option<&str>) -> Result<Entity, FilterError> {
 }
 
 fn attribute(key: &str, valid: &[&str]) -> Result<RunAttr, FilterError> {
-    valid
-        .contains(&key)
-        .then(|| RunAttr::from_key(key))
-        .flatten()
-        .ok_or_else(|| {
-            FilterError::new(format!(
-                "Invalid attribute key '{key}' specified. Valid keys are '{}'",
-                set_repr(valid)
-            ))
-        })
+    valid.contains(&key).then(|| RunAttr::from_key(key)).flatten().ok_or_else(|| {
+        FilterError::new(format!("Invalid attribute key '{key}' specified. Valid keys are '{}'", set_repr(valid)))
+    })
 }
 
 fn dataset_field(key: &str) -> Result<DatasetField, FilterError> {
@@ -200,10 +172,7 @@ fn dataset_field(key: &str) -> Result<DatasetField, FilterError> {
 /// ``metrics.acc > 0.9 AND params.model = 'cnn' AND tags.`mlflow.runName` LIKE 'exp-%'``.
 /// Blank input gives an empty filter.
 pub fn parse_run_filter(filter: &str) -> Result<RunFilter, FilterError> {
-    let clauses = parse_comparisons(filter)?
-        .iter()
-        .map(clause)
-        .collect::<Result<_, _>>()?;
+    let clauses = parse_comparisons(filter)?.iter().map(clause).collect::<Result<_, _>>()?;
     Ok(RunFilter(clauses))
 }
 
@@ -221,11 +190,7 @@ fn clause(cmp: &Comparison<'_>) -> Result<RunClause, FilterError> {
             let is_param = matches!(entity, Entity::Param);
             let value = entity_string(&cmp.value, if is_param { "parameter" } else { "tag" })?;
             let op = str_op(op).ok_or_else(|| invalid_comparator(op, PARAM_TAG_OPS))?;
-            Ok(if is_param {
-                RunClause::Param { key, op, value }
-            } else {
-                RunClause::Tag { key, op, value }
-            })
+            Ok(if is_param { RunClause::Param { key, op, value } } else { RunClause::Tag { key, op, value } })
         }
         Entity::Attribute => {
             let attr = attribute(&key, FILTER_ATTRIBUTE_KEYS)?;
@@ -235,9 +200,7 @@ fn clause(cmp: &Comparison<'_>) -> Result<RunClause, FilterError> {
                 return Ok(RunClause::TimeAttribute { attr, op, value });
             }
             let value = match &cmp.value {
-                Value::List { items, .. } if attr == RunAttr::RunId => {
-                    StrValue::Many(items.clone()?)
-                }
+                Value::List { items, .. } if attr == RunAttr::RunId => StrValue::Many(items.clone()?),
                 Value::List { .. } => {
                     return Err(FilterError::new(
                         "Only the 'run_id' attribute supports comparison with a list of quoted \
@@ -310,37 +273,19 @@ mod tests {
     }
 
     fn metric(key: &str, op: NumOp, value: f64) -> RunClause {
-        RunClause::Metric {
-            key: key.into(),
-            op,
-            value,
-        }
+        RunClause::Metric { key: key.into(), op, value }
     }
 
     fn param(key: &str, op: StrOp, value: &str) -> RunClause {
-        RunClause::Param {
-            key: key.into(),
-            op,
-            value: value.into(),
-        }
+        RunClause::Param { key: key.into(), op, value: value.into() }
     }
 
     fn tag(key: &str, op: StrOp, value: &str) -> RunClause {
-        RunClause::Tag {
-            key: key.into(),
-            op,
-            value: value.into(),
-        }
+        RunClause::Tag { key: key.into(), op, value: value.into() }
     }
 
     fn str_attr(attr: RunAttr, op: StrOp, value: &str) -> RunClause {
-        RunClause::StrAttribute {
-            attr,
-            cond: StrCond::Compare {
-                op,
-                value: value.into(),
-            },
-        }
+        RunClause::StrAttribute { attr, cond: StrCond::Compare { op, value: value.into() } }
     }
 
     fn strings(items: &[&str]) -> Vec<String> {
@@ -370,53 +315,36 @@ mod tests {
 
     #[test]
     fn backticked_tag_key_with_like_pattern() {
-        assert_eq!(
-            one("tags.`mlflow.runName` LIKE 'x%'"),
-            tag("mlflow.runName", StrOp::Like, "x%")
-        );
+        assert_eq!(one("tags.`mlflow.runName` LIKE 'x%'"), tag("mlflow.runName", StrOp::Like, "x%"));
     }
 
     #[test]
     fn ilike_on_tag() {
-        assert_eq!(
-            one("tags.team ILIKE '%ML%'"),
-            tag("team", StrOp::ILike, "%ML%")
-        );
+        assert_eq!(one("tags.team ILIKE '%ML%'"), tag("team", StrOp::ILike, "%ML%"));
     }
 
     #[test]
     fn attribute_status_equals() {
-        assert_eq!(
-            one("attributes.status = 'FAILED'"),
-            str_attr(RunAttr::Status, StrOp::Eq, "FAILED")
-        );
+        assert_eq!(one("attributes.status = 'FAILED'"), str_attr(RunAttr::Status, StrOp::Eq, "FAILED"));
     }
 
     #[test]
     fn attribute_run_name() {
-        assert_eq!(
-            one("attributes.run_name = 'my-run'"),
-            str_attr(RunAttr::RunName, StrOp::Eq, "my-run")
-        );
+        assert_eq!(one("attributes.run_name = 'my-run'"), str_attr(RunAttr::RunName, StrOp::Eq, "my-run"));
     }
 
     #[test]
     fn attribute_run_id_in_list() {
         assert_eq!(
             one("attributes.run_id IN ('a','b')"),
-            RunClause::StrAttribute {
-                attr: RunAttr::RunId,
-                cond: StrCond::In(strings(&["a", "b"]))
-            }
+            RunClause::StrAttribute { attr: RunAttr::RunId, cond: StrCond::In(strings(&["a", "b"])) }
         );
     }
 
     #[test]
     fn and_is_case_insensitive() {
-        let RunFilter(clauses) = parse_run_filter(
-            "metrics.a > 1 and metrics.b < 2 AnD metrics.c = 3 AND metrics.d != 4",
-        )
-        .unwrap();
+        let RunFilter(clauses) =
+            parse_run_filter("metrics.a > 1 and metrics.b < 2 AnD metrics.c = 3 AND metrics.d != 4").unwrap();
         assert_eq!(
             clauses,
             vec![
@@ -430,30 +358,18 @@ mod tests {
 
     #[test]
     fn backticked_keys_may_hold_dots_slashes_and_spaces() {
-        assert_eq!(
-            one("metrics.`val/loss.avg` <= 0.1"),
-            metric("val/loss.avg", NumOp::Le, 0.1)
-        );
-        assert_eq!(
-            one("params.`my param` = 'v'"),
-            param("my param", StrOp::Eq, "v")
-        );
+        assert_eq!(one("metrics.`val/loss.avg` <= 0.1"), metric("val/loss.avg", NumOp::Le, 0.1));
+        assert_eq!(one("params.`my param` = 'v'"), param("my param", StrOp::Eq, "v"));
     }
 
     #[test]
     fn unquoted_dotted_tag_key() {
-        assert_eq!(
-            one("tags.mlflow.parentRunId = '5a8f2b3c'"),
-            tag("mlflow.parentRunId", StrOp::Eq, "5a8f2b3c")
-        );
+        assert_eq!(one("tags.mlflow.parentRunId = '5a8f2b3c'"), tag("mlflow.parentRunId", StrOp::Eq, "5a8f2b3c"));
     }
 
     #[test]
     fn registry_style_prompt_tag_filter_parses_for_runs_too() {
-        assert_eq!(
-            one("tag.`mlflow.prompt.is_prompt` != 'true'"),
-            tag("mlflow.prompt.is_prompt", StrOp::Ne, "true")
-        );
+        assert_eq!(one("tag.`mlflow.prompt.is_prompt` != 'true'"), tag("mlflow.prompt.is_prompt", StrOp::Ne, "true"));
     }
 
     // --- MLflow documentation examples and quoting variants. ---
@@ -476,22 +392,13 @@ mod tests {
 
     #[test]
     fn double_quoted_keys_with_special_characters() {
-        assert_eq!(
-            one(r#"params."model-type" = 'cnn'"#),
-            param("model-type", StrOp::Eq, "cnn")
-        );
-        assert_eq!(
-            one(r#"metrics."error rate" < 0.2"#),
-            metric("error rate", NumOp::Lt, 0.2)
-        );
+        assert_eq!(one(r#"params."model-type" = 'cnn'"#), param("model-type", StrOp::Eq, "cnn"));
+        assert_eq!(one(r#"metrics."error rate" < 0.2"#), metric("error rate", NumOp::Lt, 0.2));
     }
 
     #[test]
     fn key_starting_with_a_digit() {
-        assert_eq!(
-            one("metrics.1st_epoch_loss > 1"),
-            metric("1st_epoch_loss", NumOp::Gt, 1.0)
-        );
+        assert_eq!(one("metrics.1st_epoch_loss > 1"), metric("1st_epoch_loss", NumOp::Gt, 1.0));
         assert_eq!(one("metrics.`2nd` > 1"), metric("2nd", NumOp::Gt, 1.0));
     }
 
@@ -499,26 +406,17 @@ mod tests {
     fn string_values_resolve_doubled_and_escaped_quotes() {
         assert_eq!(one("tags.note = 'it''s'"), tag("note", StrOp::Eq, "it's"));
         assert_eq!(one(r"tags.note = 'it\'s'"), tag("note", StrOp::Eq, "it's"));
-        assert_eq!(
-            one(r#"tags.note = "say ""hi""""#),
-            tag("note", StrOp::Eq, r#"say "hi""#)
-        );
+        assert_eq!(one(r#"tags.note = "say ""hi""""#), tag("note", StrOp::Eq, r#"say "hi""#));
     }
 
     #[test]
     fn like_patterns_are_kept_verbatim() {
-        assert_eq!(
-            one(r"params.p LIKE '50\%_x'"),
-            param("p", StrOp::Like, r"50\%_x")
-        );
+        assert_eq!(one(r"params.p LIKE '50\%_x'"), param("p", StrOp::Like, r"50\%_x"));
     }
 
     #[test]
     fn unicode_keys_and_values() {
-        assert_eq!(
-            one("tags.équipe = '機械学習 🦀'"),
-            tag("équipe", StrOp::Eq, "機械学習 🦀")
-        );
+        assert_eq!(one("tags.équipe = '機械学習 🦀'"), tag("équipe", StrOp::Eq, "機械学習 🦀"));
     }
 
     #[test]
@@ -539,11 +437,7 @@ mod tests {
     fn entity_type_aliases() {
         assert_eq!(one("metric.a = 1"), metric("a", NumOp::Eq, 1.0));
         for prefix in ["param", "params", "parameter", "parameters"] {
-            assert_eq!(
-                one(&format!("{prefix}.a = 'v'")),
-                param("a", StrOp::Eq, "v"),
-                "{prefix}"
-            );
+            assert_eq!(one(&format!("{prefix}.a = 'v'")), param("a", StrOp::Eq, "v"), "{prefix}");
         }
         assert_eq!(one("tag.a = 'v'"), tag("a", StrOp::Eq, "v"));
         for prefix in ["attribute", "attributes", "attr", "run"] {
@@ -558,10 +452,7 @@ mod tests {
                 one(&format!("{prefix}.name = 'iris'")),
                 RunClause::Dataset {
                     field: DatasetField::Name,
-                    cond: StrCond::Compare {
-                        op: StrOp::Eq,
-                        value: "iris".into()
-                    }
+                    cond: StrCond::Compare { op: StrOp::Eq, value: "iris".into() }
                 },
                 "{prefix}"
             );
@@ -570,17 +461,10 @@ mod tests {
 
     #[test]
     fn bare_identifier_is_an_attribute() {
-        assert_eq!(
-            one("status = 'FINISHED'"),
-            str_attr(RunAttr::Status, StrOp::Eq, "FINISHED")
-        );
+        assert_eq!(one("status = 'FINISHED'"), str_attr(RunAttr::Status, StrOp::Eq, "FINISHED"));
         assert_eq!(
             one("start_time > 5"),
-            RunClause::TimeAttribute {
-                attr: RunAttr::StartTime,
-                op: NumOp::Gt,
-                value: 5
-            }
+            RunClause::TimeAttribute { attr: RunAttr::StartTime, op: NumOp::Gt, value: 5 }
         );
     }
 
@@ -593,10 +477,7 @@ mod tests {
             ("user_id", RunAttr::UserId),
             ("artifact_uri", RunAttr::ArtifactUri),
         ] {
-            assert_eq!(
-                one(&format!("attributes.{key} != 'v'")),
-                str_attr(attr, StrOp::Ne, "v")
-            );
+            assert_eq!(one(&format!("attributes.{key} != 'v'")), str_attr(attr, StrOp::Ne, "v"));
         }
     }
 
@@ -604,43 +485,24 @@ mod tests {
     fn attribute_aliases_resolve() {
         assert_eq!(
             one("attributes.created >= 10"),
-            RunClause::TimeAttribute {
-                attr: RunAttr::StartTime,
-                op: NumOp::Ge,
-                value: 10
-            }
+            RunClause::TimeAttribute { attr: RunAttr::StartTime, op: NumOp::Ge, value: 10 }
         );
         assert_eq!(
             one("attributes.Created < 10"),
-            RunClause::TimeAttribute {
-                attr: RunAttr::StartTime,
-                op: NumOp::Lt,
-                value: 10
-            }
+            RunClause::TimeAttribute { attr: RunAttr::StartTime, op: NumOp::Lt, value: 10 }
         );
-        assert_eq!(
-            one("attributes.`Run Name` LIKE 'a%'"),
-            str_attr(RunAttr::RunName, StrOp::Like, "a%")
-        );
+        assert_eq!(one("attributes.`Run Name` LIKE 'a%'"), str_attr(RunAttr::RunName, StrOp::Like, "a%"));
     }
 
     #[test]
     fn time_attributes_take_integers_including_integral_exponents() {
         assert_eq!(
             one("attributes.end_time <= 1700000000000"),
-            RunClause::TimeAttribute {
-                attr: RunAttr::EndTime,
-                op: NumOp::Le,
-                value: 1_700_000_000_000
-            }
+            RunClause::TimeAttribute { attr: RunAttr::EndTime, op: NumOp::Le, value: 1_700_000_000_000 }
         );
         assert_eq!(
             one("attributes.start_time > 1.7e12"),
-            RunClause::TimeAttribute {
-                attr: RunAttr::StartTime,
-                op: NumOp::Gt,
-                value: 1_700_000_000_000
-            }
+            RunClause::TimeAttribute { attr: RunAttr::StartTime, op: NumOp::Gt, value: 1_700_000_000_000 }
         );
     }
 
@@ -648,26 +510,17 @@ mod tests {
     fn dataset_fields_and_lists() {
         assert_eq!(
             one("datasets.digest IN ('abc', 'def')"),
-            RunClause::Dataset {
-                field: DatasetField::Digest,
-                cond: StrCond::In(strings(&["abc", "def"]))
-            }
+            RunClause::Dataset { field: DatasetField::Digest, cond: StrCond::In(strings(&["abc", "def"])) }
         );
         assert_eq!(
             one("dataset.context NOT IN ('eval')"),
-            RunClause::Dataset {
-                field: DatasetField::Context,
-                cond: StrCond::NotIn(strings(&["eval"]))
-            }
+            RunClause::Dataset { field: DatasetField::Context, cond: StrCond::NotIn(strings(&["eval"])) }
         );
         assert_eq!(
             one("datasets.name ILIKE 'ir%'"),
             RunClause::Dataset {
                 field: DatasetField::Name,
-                cond: StrCond::Compare {
-                    op: StrOp::ILike,
-                    value: "ir%".into()
-                }
+                cond: StrCond::Compare { op: StrOp::ILike, value: "ir%".into() }
             }
         );
     }
@@ -684,32 +537,15 @@ mod tests {
             ("<", NumOp::Lt),
             ("<=", NumOp::Le),
         ] {
-            assert_eq!(
-                one(&format!("metrics.m {text} 2")),
-                metric("m", op, 2.0),
-                "{text}"
-            );
+            assert_eq!(one(&format!("metrics.m {text} 2")), metric("m", op, 2.0), "{text}");
         }
     }
 
     #[test]
     fn every_string_comparator_on_params_and_tags() {
-        for (text, op) in [
-            ("=", StrOp::Eq),
-            ("!=", StrOp::Ne),
-            ("LIKE", StrOp::Like),
-            ("ilike", StrOp::ILike),
-        ] {
-            assert_eq!(
-                one(&format!("params.p {text} 'v'")),
-                param("p", op, "v"),
-                "{text}"
-            );
-            assert_eq!(
-                one(&format!("tags.t {text} 'v'")),
-                tag("t", op, "v"),
-                "{text}"
-            );
+        for (text, op) in [("=", StrOp::Eq), ("!=", StrOp::Ne), ("LIKE", StrOp::Like), ("ilike", StrOp::ILike)] {
+            assert_eq!(one(&format!("params.p {text} 'v'")), param("p", op, "v"), "{text}");
+            assert_eq!(one(&format!("tags.t {text} 'v'")), tag("t", op, "v"), "{text}");
         }
     }
 
@@ -717,10 +553,7 @@ mod tests {
     fn run_id_not_in_list_and_single_item_list() {
         assert_eq!(
             one("attributes.run_id NOT IN ('a')"),
-            RunClause::StrAttribute {
-                attr: RunAttr::RunId,
-                cond: StrCond::NotIn(strings(&["a"]))
-            }
+            RunClause::StrAttribute { attr: RunAttr::RunId, cond: StrCond::NotIn(strings(&["a"])) }
         );
     }
 
@@ -758,11 +591,7 @@ mod tests {
     #[test]
     fn unknown_attribute_is_rejected() {
         let message = err("attributes.lifecycle_stage = 'active'");
-        assert!(
-            message
-                .starts_with("Invalid attribute key 'lifecycle_stage' specified. Valid keys are"),
-            "{message}"
-        );
+        assert!(message.starts_with("Invalid attribute key 'lifecycle_stage' specified. Valid keys are"), "{message}");
         assert!(message.contains("'run_id'"), "{message}");
         assert!(err("bogus = 'x'").starts_with("Invalid attribute key 'bogus' specified."));
     }
@@ -785,10 +614,7 @@ mod tests {
 
     #[test]
     fn numeric_comparator_on_param_is_rejected() {
-        assert_eq!(
-            err("params.lr > '0.1'"),
-            "Invalid comparator '>' not one of '{'!=', '=', 'ILIKE', 'LIKE'}'"
-        );
+        assert_eq!(err("params.lr > '0.1'"), "Invalid comparator '>' not one of '{'!=', '=', 'ILIKE', 'LIKE'}'");
     }
 
     #[test]
@@ -802,18 +628,9 @@ mod tests {
 
     #[test]
     fn string_value_for_metric_is_rejected() {
-        assert_eq!(
-            err("metrics.acc > 'high'"),
-            "Expected numeric value type for metric. Found 'high'"
-        );
-        assert_eq!(
-            err("metrics.acc > NaN"),
-            "Expected numeric value type for metric. Found NaN"
-        );
-        assert_eq!(
-            err("metrics.acc > 0x1F"),
-            "Expected numeric value type for metric. Found 0x1F"
-        );
+        assert_eq!(err("metrics.acc > 'high'"), "Expected numeric value type for metric. Found 'high'");
+        assert_eq!(err("metrics.acc > NaN"), "Expected numeric value type for metric. Found NaN");
+        assert_eq!(err("metrics.acc > 0x1F"), "Expected numeric value type for metric. Found 0x1F");
     }
 
     #[test]
@@ -823,9 +640,7 @@ mod tests {
             "Parameter value is either not quoted or unidentified quote types used for string \
              value cnn. Use either single or double quotes."
         );
-        assert!(
-            err("attributes.status = FAILED").starts_with("Parameter value is either not quoted")
-        );
+        assert!(err("attributes.status = FAILED").starts_with("Parameter value is either not quoted"));
     }
 
     #[test]
@@ -839,18 +654,9 @@ mod tests {
             err("params.lr = 0.01"),
             "Expected a quoted string value for parameter (e.g. 'my-value'). Got value 0.01"
         );
-        assert_eq!(
-            err("tags.n = 3"),
-            "Expected a quoted string value for tag (e.g. 'my-value'). Got value 3"
-        );
-        assert_eq!(
-            err("attributes.status = 3"),
-            "Expected a quoted string value for attributes. Got value 3"
-        );
-        assert_eq!(
-            err("datasets.name = 3"),
-            "Expected a quoted string value for dataset attributes. Got value 3"
-        );
+        assert_eq!(err("tags.n = 3"), "Expected a quoted string value for tag (e.g. 'my-value'). Got value 3");
+        assert_eq!(err("attributes.status = 3"), "Expected a quoted string value for attributes. Got value 3");
+        assert_eq!(err("datasets.name = 3"), "Expected a quoted string value for dataset attributes. Got value 3");
     }
 
     #[test]
@@ -871,19 +677,13 @@ mod tests {
             err("attributes.status IN ('FAILED')"),
             "Only the 'run_id' attribute supports comparison with a list of quoted string values."
         );
-        assert_eq!(
-            err("metrics.acc IN (1)"),
-            "Expected numeric value type for metric. Found (1)"
-        );
+        assert_eq!(err("metrics.acc IN (1)"), "Expected numeric value type for metric. Found (1)");
     }
 
     #[test]
     fn in_needs_a_list_and_a_list_needs_in() {
         assert!(err("attributes.run_id IN 'a'").starts_with("Comparator 'IN' expects a list"));
-        assert!(
-            err("attributes.run_id = ('a')")
-                .starts_with("Comparator '=' cannot be used with a list")
-        );
+        assert!(err("attributes.run_id = ('a')").starts_with("Comparator '=' cannot be used with a list"));
     }
 
     #[test]
@@ -909,42 +709,21 @@ mod tests {
 
     #[test]
     fn missing_value_is_rejected() {
-        assert_eq!(
-            err("metrics.acc >"),
-            "Invalid clause(s) in filter string: 'metrics.acc >'"
-        );
-        assert_eq!(
-            err("params.a = AND metrics.b > 1"),
-            "Invalid clause(s) in filter string: 'params.a ='"
-        );
+        assert_eq!(err("metrics.acc >"), "Invalid clause(s) in filter string: 'metrics.acc >'");
+        assert_eq!(err("params.a = AND metrics.b > 1"), "Invalid clause(s) in filter string: 'params.a ='");
     }
 
     #[test]
     fn missing_comparator_is_rejected() {
-        assert_eq!(
-            err("metrics.acc"),
-            "Invalid clause(s) in filter string: 'metrics.acc'"
-        );
-        assert_eq!(
-            err("metrics.acc 0.5"),
-            "Invalid clause(s) in filter string: 'metrics.acc 0.5'"
-        );
+        assert_eq!(err("metrics.acc"), "Invalid clause(s) in filter string: 'metrics.acc'");
+        assert_eq!(err("metrics.acc 0.5"), "Invalid clause(s) in filter string: 'metrics.acc 0.5'");
     }
 
     #[test]
     fn trailing_garbage_is_rejected() {
-        assert_eq!(
-            err("metrics.acc > 0.5 extra"),
-            "Invalid clause(s) in filter string: 'extra'"
-        );
-        assert_eq!(
-            err("metrics.acc > 0.5 params.a = 'b'"),
-            "Invalid clause(s) in filter string: 'params.a = 'b''"
-        );
-        assert_eq!(
-            err("metrics.acc > 0.5;"),
-            "Invalid clause(s) in filter string: ';'"
-        );
+        assert_eq!(err("metrics.acc > 0.5 extra"), "Invalid clause(s) in filter string: 'extra'");
+        assert_eq!(err("metrics.acc > 0.5 params.a = 'b'"), "Invalid clause(s) in filter string: 'params.a = 'b''");
+        assert_eq!(err("metrics.acc > 0.5;"), "Invalid clause(s) in filter string: ';'");
     }
 
     #[test]
@@ -959,18 +738,12 @@ mod tests {
 
     #[test]
     fn parentheses_around_clauses_are_rejected() {
-        assert!(
-            err("(metrics.a > 1)")
-                .starts_with("Invalid clause(s) in filter string: '(metrics.a > 1)'")
-        );
+        assert!(err("(metrics.a > 1)").starts_with("Invalid clause(s) in filter string: '(metrics.a > 1)'"));
     }
 
     #[test]
     fn is_null_is_not_supported_like_mlflow() {
-        assert_eq!(
-            err("tags.a IS NULL"),
-            "Invalid clause(s) in filter string: 'tags.a IS NULL'"
-        );
+        assert_eq!(err("tags.a IS NULL"), "Invalid clause(s) in filter string: 'tags.a IS NULL'");
     }
 
     #[test]
@@ -993,48 +766,27 @@ mod tests {
 
     #[test]
     fn order_by_metric_desc() {
-        assert_eq!(
-            order("metrics.acc DESC"),
-            OrderBy {
-                key: RunOrderKey::Metric("acc".into()),
-                ascending: false
-            }
-        );
+        assert_eq!(order("metrics.acc DESC"), OrderBy { key: RunOrderKey::Metric("acc".into()), ascending: false });
     }
 
     #[test]
     fn order_by_param_asc() {
-        assert_eq!(
-            order("params.model ASC"),
-            OrderBy {
-                key: RunOrderKey::Param("model".into()),
-                ascending: true
-            }
-        );
+        assert_eq!(order("params.model ASC"), OrderBy { key: RunOrderKey::Param("model".into()), ascending: true });
     }
 
     #[test]
     fn order_by_attribute_defaults_to_ascending() {
         assert_eq!(
             order("attributes.start_time"),
-            OrderBy {
-                key: RunOrderKey::Attribute(RunAttr::StartTime),
-                ascending: true
-            }
+            OrderBy { key: RunOrderKey::Attribute(RunAttr::StartTime), ascending: true }
         );
         assert_eq!(
             order("start_time desc"),
-            OrderBy {
-                key: RunOrderKey::Attribute(RunAttr::StartTime),
-                ascending: false
-            }
+            OrderBy { key: RunOrderKey::Attribute(RunAttr::StartTime), ascending: false }
         );
         assert_eq!(
             order("created DeSc"),
-            OrderBy {
-                key: RunOrderKey::Attribute(RunAttr::StartTime),
-                ascending: false
-            }
+            OrderBy { key: RunOrderKey::Attribute(RunAttr::StartTime), ascending: false }
         );
     }
 
@@ -1042,24 +794,15 @@ mod tests {
     fn order_by_backticked_and_dotted_tag_keys() {
         assert_eq!(
             order("tags.`mlflow.runName` DESC"),
-            OrderBy {
-                key: RunOrderKey::Tag("mlflow.runName".into()),
-                ascending: false
-            }
+            OrderBy { key: RunOrderKey::Tag("mlflow.runName".into()), ascending: false }
         );
         assert_eq!(
             order("tags.mlflow.runName"),
-            OrderBy {
-                key: RunOrderKey::Tag("mlflow.runName".into()),
-                ascending: true
-            }
+            OrderBy { key: RunOrderKey::Tag("mlflow.runName".into()), ascending: true }
         );
         assert_eq!(
             order(r#"metrics."error rate" asc"#),
-            OrderBy {
-                key: RunOrderKey::Metric("error rate".into()),
-                ascending: true
-            }
+            OrderBy { key: RunOrderKey::Metric("error rate".into()), ascending: true }
         );
     }
 
@@ -1073,13 +816,7 @@ mod tests {
 
     #[test]
     fn order_by_rejects_extra_tokens_and_empty_input() {
-        for clause in [
-            "metrics.acc DESC extra",
-            "",
-            "metrics.acc, params.b",
-            "metrics.acc >",
-            "(x)",
-        ] {
+        for clause in ["metrics.acc DESC extra", "", "metrics.acc, params.b", "metrics.acc >", "(x)"] {
             assert_eq!(
                 parse_run_order_by(clause).unwrap_err().message(),
                 format!("Invalid order_by clause '{clause}'. Could not be parsed."),
@@ -1090,16 +827,9 @@ mod tests {
 
     #[test]
     fn order_by_rejects_unknown_entities_and_attributes() {
-        assert!(
-            parse_run_order_by("foo.bar")
-                .unwrap_err()
-                .message()
-                .starts_with("Invalid entity type 'foo'")
-        );
+        assert!(parse_run_order_by("foo.bar").unwrap_err().message().starts_with("Invalid entity type 'foo'"));
         assert_eq!(
-            parse_run_order_by("attributes.run name")
-                .unwrap_err()
-                .message(),
+            parse_run_order_by("attributes.run name").unwrap_err().message(),
             "Invalid ordering key in order_by clause 'attributes.run name'."
         );
         assert!(
@@ -1108,9 +838,6 @@ mod tests {
                 .message()
                 .starts_with("Invalid attribute key 'Run Name' specified.")
         );
-        assert_eq!(
-            parse_run_order_by("datasets.name").unwrap_err().message(),
-            "Invalid identifier type 'dataset'"
-        );
+        assert_eq!(parse_run_order_by("datasets.name").unwrap_err().message(), "Invalid identifier type 'dataset'");
     }
 }

@@ -32,13 +32,9 @@ impl<'a> Ident<'a> {
         match self.segments.as_slice() {
             [only] => (None, only.content.clone()),
             [entity, key] => (Some(entity.content.as_str()), key.content.clone()),
-            [entity, first, .., last] => (
-                Some(entity.content.as_str()),
-                self.src
-                    .get(first.start..last.end)
-                    .unwrap_or_default()
-                    .to_owned(),
-            ),
+            [entity, first, .., last] => {
+                (Some(entity.content.as_str()), self.src.get(first.start..last.end).unwrap_or_default().to_owned())
+            }
             [] => (None, String::new()),
         }
     }
@@ -71,10 +67,7 @@ impl Value<'_> {
     /// The value as the user typed it, for error messages.
     pub fn raw(&self) -> &str {
         match self {
-            Value::Quoted { raw, .. }
-            | Value::Number { raw }
-            | Value::Word { raw }
-            | Value::List { raw, .. } => raw,
+            Value::Quoted { raw, .. } | Value::Number { raw } | Value::Word { raw } | Value::List { raw, .. } => raw,
         }
     }
 }
@@ -91,11 +84,7 @@ pub(super) struct Comparison<'a> {
 /// ignored, as MLflow's sqlparse-based parser ignores them.
 pub(super) fn parse_comparisons(src: &str) -> Result<Vec<Comparison<'_>>, FilterError> {
     let tokens = lex(src)?;
-    let mut parser = Parser {
-        src,
-        tokens: &tokens,
-        pos: 0,
-    };
+    let mut parser = Parser { src, tokens: &tokens, pos: 0 };
     let mut comparisons = Vec::new();
     loop {
         while parser.peek_word("AND") {
@@ -115,35 +104,20 @@ pub(super) fn parse_comparisons(src: &str) -> Result<Vec<Comparison<'_>>, Filter
 /// Splits an order_by clause into its identifier and direction (`true` for ascending, the
 /// default), following MLflow's `_parse_order_by_string`.
 pub(super) fn parse_order_by_clause(src: &str) -> Result<(Ident<'_>, bool), FilterError> {
-    let unparsable = || {
-        FilterError::new(format!(
-            "Invalid order_by clause '{src}'. Could not be parsed."
-        ))
-    };
+    let unparsable = || FilterError::new(format!("Invalid order_by clause '{src}'. Could not be parsed."));
     let tokens = lex(src).map_err(|_| unparsable())?;
-    let mut parser = Parser {
-        src,
-        tokens: &tokens,
-        pos: 0,
-    };
+    let mut parser = Parser { src, tokens: &tokens, pos: 0 };
     let ident = parser.ident().ok_or_else(unparsable)?;
     let ascending = match parser.tokens.get(parser.pos) {
         None => return Ok((ident, true)),
-        Some(Token {
-            kind: Tok::Word,
-            start,
-            end,
-            ..
-        }) => {
+        Some(Token { kind: Tok::Word, start, end, .. }) => {
             let word = src.get(*start..*end).unwrap_or_default();
             if word.eq_ignore_ascii_case("ASC") {
                 true
             } else if word.eq_ignore_ascii_case("DESC") {
                 false
             } else if parser.pos + 1 == tokens.len() {
-                return Err(FilterError::new(format!(
-                    "Invalid ordering key in order_by clause '{src}'."
-                )));
+                return Err(FilterError::new(format!("Invalid ordering key in order_by clause '{src}'.")));
             } else {
                 return Err(unparsable());
             }
@@ -173,19 +147,14 @@ impl<'s> Parser<'s, '_> {
 
     fn word_at(&self, pos: usize) -> Option<&'s str> {
         match self.tokens.get(pos) {
-            Some(
-                t @ Token {
-                    kind: Tok::Word, ..
-                },
-            ) => Some(self.text(t)),
+            Some(t @ Token { kind: Tok::Word, .. }) => Some(self.text(t)),
             _ => None,
         }
     }
 
     /// Whether token `pos` is the word `keyword`, in any case.
     fn word_is(&self, pos: usize, keyword: &str) -> bool {
-        self.word_at(pos)
-            .is_some_and(|w| w.eq_ignore_ascii_case(keyword))
+        self.word_at(pos).is_some_and(|w| w.eq_ignore_ascii_case(keyword))
     }
 
     fn peek_word(&self, keyword: &str) -> bool {
@@ -196,20 +165,14 @@ impl<'s> Parser<'s, '_> {
     /// `AND` (or the end).
     fn invalid_clause(&self, from: usize) -> FilterError {
         let Some(first) = self.tokens.get(from) else {
-            return FilterError::new(
-                "Invalid clause(s) in filter string: unexpected end of filter",
-            );
+            return FilterError::new("Invalid clause(s) in filter string: unexpected end of filter");
         };
         let stop = (from + 1..self.tokens.len())
             .find(|&i| self.word_is(i, "AND"))
             .and_then(|i| self.tokens.get(i - 1))
             .or_else(|| self.tokens.last())
             .map_or(first.end, |t| t.end);
-        let text = self
-            .src
-            .get(first.start..stop.max(first.end))
-            .unwrap_or_default()
-            .trim();
+        let text = self.src.get(first.start..stop.max(first.end)).unwrap_or_default().trim();
         let mut message = format!("Invalid clause(s) in filter string: '{text}'");
         if self.word_is(from, "OR") {
             message.push_str(". OR is not supported; combine conditions with AND");
@@ -226,11 +189,7 @@ impl<'s> Parser<'s, '_> {
             let (Some(first), Some(last)) = (self.tokens.get(clause_start), last) else {
                 return self.invalid_clause(clause_start);
             };
-            let text = self
-                .src
-                .get(first.start..last.end)
-                .unwrap_or_default()
-                .trim();
+            let text = self.src.get(first.start..last.end).unwrap_or_default().trim();
             return FilterError::new(format!("Invalid clause(s) in filter string: '{text}'"));
         }
         self.invalid_clause(clause_start)
@@ -240,22 +199,13 @@ impl<'s> Parser<'s, '_> {
     fn ident(&mut self) -> Option<Ident<'s>> {
         let mut segments = vec![self.segment(self.pos, false)?];
         self.pos += 1;
-        while let (
-            Some(Token {
-                kind: Tok::Dot,
-                space_before: false,
-                ..
-            }),
-            Some(seg),
-        ) = (self.tokens.get(self.pos), self.segment(self.pos + 1, true))
+        while let (Some(Token { kind: Tok::Dot, space_before: false, .. }), Some(seg)) =
+            (self.tokens.get(self.pos), self.segment(self.pos + 1, true))
         {
             segments.push(seg);
             self.pos += 2;
         }
-        Some(Ident {
-            segments,
-            src: self.src,
-        })
+        Some(Ident { segments, src: self.src })
     }
 
     fn segment(&self, pos: usize, glued: bool) -> Option<Segment> {
@@ -268,23 +218,13 @@ impl<'s> Parser<'s, '_> {
             Tok::Quoted { content, .. } => content.clone(),
             _ => return None,
         };
-        Some(Segment {
-            content,
-            start: token.start,
-            end: token.end,
-        })
+        Some(Segment { content, start: token.start, end: token.end })
     }
 
     fn comparison(&mut self, clause_start: usize) -> Result<Comparison<'s>, FilterError> {
-        let ident = self
-            .ident()
-            .ok_or_else(|| self.invalid_clause(clause_start))?;
-        let op = self
-            .comparator()
-            .ok_or_else(|| self.broken_clause(clause_start, self.pos))?;
-        let value = self
-            .value()
-            .ok_or_else(|| self.broken_clause(clause_start, self.pos))?;
+        let ident = self.ident().ok_or_else(|| self.invalid_clause(clause_start))?;
+        let op = self.comparator().ok_or_else(|| self.broken_clause(clause_start, self.pos))?;
+        let value = self.value().ok_or_else(|| self.broken_clause(clause_start, self.pos))?;
         Ok(Comparison { ident, op, value })
     }
 
@@ -314,11 +254,7 @@ impl<'s> Parser<'s, '_> {
         let token = self.tokens.get(self.pos)?;
         let raw = self.text(token);
         let value = match &token.kind {
-            Tok::Quoted { quote, content } => Value::Quoted {
-                quote: *quote,
-                content: content.clone(),
-                raw,
-            },
+            Tok::Quoted { quote, content } => Value::Quoted { quote: *quote, content: content.clone(), raw },
             Tok::Number => Value::Number { raw },
             Tok::Word if !raw.eq_ignore_ascii_case("AND") => Value::Word { raw },
             Tok::LParen => return self.list(),
@@ -352,36 +288,22 @@ impl<'s> Parser<'s, '_> {
         let raw = self.src.get(first.start..last.end).unwrap_or_default();
         let inner = self.tokens.get(open + 1..close).unwrap_or_default();
         self.pos = close + 1;
-        Some(Value::List {
-            raw,
-            items: list_items(inner, raw),
-        })
+        Some(Value::List { raw, items: list_items(inner, raw) })
     }
 }
 
 fn list_items(inner: &[Token], raw: &str) -> Result<Vec<String>, FilterError> {
     const PREFIX: &str = "While parsing a list in the query, expected";
     if inner.is_empty() {
-        return Err(FilterError::new(format!(
-            "{PREFIX} a non-empty list of string values, but got empty list"
-        )));
+        return Err(FilterError::new(format!("{PREFIX} a non-empty list of string values, but got empty list")));
     }
-    let ill_formed = || {
-        FilterError::new(format!(
-            "{PREFIX} a non-empty list of string values, but got ill-formed list."
-        ))
-    };
+    let ill_formed =
+        || FilterError::new(format!("{PREFIX} a non-empty list of string values, but got ill-formed list."));
     let mut items = Vec::new();
     let mut expect_item = true;
     for token in inner {
         match (&token.kind, expect_item) {
-            (
-                Tok::Quoted {
-                    quote: '\'' | '"',
-                    content,
-                },
-                true,
-            ) => {
+            (Tok::Quoted { quote: '\'' | '"', content }, true) => {
                 items.push(content.clone());
                 expect_item = false;
             }
@@ -417,11 +339,7 @@ pub(super) fn entity_string(value: &Value<'_>, entity: &str) -> Result<String, F
 /// refused with MLflow's message.
 pub(super) fn quoted_string(value: &Value<'_>) -> Result<String, FilterError> {
     match value {
-        Value::Quoted {
-            quote: '\'' | '"',
-            content,
-            ..
-        } => Ok(content.clone()),
+        Value::Quoted { quote: '\'' | '"', content, .. } => Ok(content.clone()),
         other => Err(FilterError::new(format!(
             "Parameter value is either not quoted or unidentified quote types used for string \
              value {}. Use either single or double quotes.",
@@ -432,12 +350,7 @@ pub(super) fn quoted_string(value: &Value<'_>) -> Result<String, FilterError> {
 
 /// A metric value: any numeric literal.
 pub(super) fn metric_number(value: &Value<'_>) -> Result<f64, FilterError> {
-    let err = || {
-        FilterError::new(format!(
-            "Expected numeric value type for metric. Found {}",
-            value.raw()
-        ))
-    };
+    let err = || FilterError::new(format!("Expected numeric value type for metric. Found {}", value.raw()));
     match value {
         Value::Number { raw } => raw.parse::<f64>().map_err(|_| err()),
         _ => Err(err()),
@@ -452,11 +365,8 @@ pub(super) fn integer(value: &Value<'_>, key: &str) -> Result<i64, FilterError> 
             value.raw()
         )));
     };
-    integer_literal(raw).ok_or_else(|| {
-        FilterError::new(format!(
-            "Expected an integer value for numeric attribute: {key}. Found {raw}"
-        ))
-    })
+    integer_literal(raw)
+        .ok_or_else(|| FilterError::new(format!("Expected an integer value for numeric attribute: {key}. Found {raw}")))
 }
 
 /// `"123"`, `"-4"` or an integral float such as `"1.7e12"`, as an i64.
@@ -483,10 +393,7 @@ pub(super) enum AttrOrTag {
 /// Splits an experiment or registry identifier and checks its entity type and attribute key,
 /// as MLflow's `SearchExperimentsUtils._get_identifier` (and the registry's copies of it) do.
 /// `attributes.` is accepted as well as MLflow's `attribute.`, for symmetry with run filters.
-pub(super) fn attribute_or_tag(
-    ident: &Ident<'_>,
-    valid_keys: &[&str],
-) -> Result<(AttrOrTag, String), FilterError> {
+pub(super) fn attribute_or_tag(ident: &Ident<'_>, valid_keys: &[&str]) -> Result<(AttrOrTag, String), FilterError> {
     let (prefix, key) = ident.split();
     let entity = match prefix {
         None | Some("attribute" | "attributes") => AttrOrTag::Attribute,
@@ -522,9 +429,9 @@ pub(super) fn str_cond(op: &str, value: StrValue, raw: &str) -> Result<StrCond, 
             "Comparator '{op}' expects a list of quoted string values such as ('a', 'b'). Got \
              value {raw}"
         ))),
-        (_, StrValue::Many(_)) => Err(FilterError::new(format!(
-            "Comparator '{op}' cannot be used with a list of values; use IN or NOT IN"
-        ))),
+        (_, StrValue::Many(_)) => {
+            Err(FilterError::new(format!("Comparator '{op}' cannot be used with a list of values; use IN or NOT IN")))
+        }
         (_, StrValue::One(value)) => match str_op(op) {
             Some(op) => Ok(StrCond::Compare { op, value }),
             None => Err(FilterError::new(format!("Invalid comparator '{op}'"))),
@@ -556,10 +463,7 @@ pub(super) fn str_op(op: &str) -> Option<StrOp> {
 
 /// "Invalid comparator 'X' not one of '{'a', 'b'}'", as MLflow words it for runs.
 pub(super) fn invalid_comparator(op: &str, valid: &[&str]) -> FilterError {
-    FilterError::new(format!(
-        "Invalid comparator '{op}' not one of '{}'",
-        set_repr(valid)
-    ))
+    FilterError::new(format!("Invalid comparator '{op}' not one of '{}'", set_repr(valid)))
 }
 
 /// Renders names like a Python set literal (sorted, so messages are stable).
@@ -575,11 +479,7 @@ mod tests {
     use super::*;
 
     fn ops(src: &str) -> Vec<String> {
-        parse_comparisons(src)
-            .unwrap()
-            .into_iter()
-            .map(|c| c.op)
-            .collect()
+        parse_comparisons(src).unwrap().into_iter().map(|c| c.op).collect()
     }
 
     #[test]
@@ -598,30 +498,19 @@ mod tests {
 
     #[test]
     fn stray_ands_are_ignored_like_mlflow() {
-        assert_eq!(
-            parse_comparisons("AND a = 'x' AND AND b = 'y' and")
-                .unwrap()
-                .len(),
-            2
-        );
+        assert_eq!(parse_comparisons("AND a = 'x' AND AND b = 'y' and").unwrap().len(), 2);
     }
 
     #[test]
     fn identifier_keeps_long_unquoted_keys_as_written() {
         let cmp = parse_comparisons("tags.mlflow.parentRunId = 'x'").unwrap();
-        assert_eq!(
-            cmp[0].ident.split(),
-            (Some("tags"), "mlflow.parentRunId".to_owned())
-        );
+        assert_eq!(cmp[0].ident.split(), (Some("tags"), "mlflow.parentRunId".to_owned()));
     }
 
     #[test]
     fn missing_value_quotes_the_clause() {
         let err = parse_comparisons("metrics.x > AND params.y = 'a'").unwrap_err();
-        assert_eq!(
-            err.message(),
-            "Invalid clause(s) in filter string: 'metrics.x >'"
-        );
+        assert_eq!(err.message(), "Invalid clause(s) in filter string: 'metrics.x >'");
     }
 
     #[test]
@@ -629,10 +518,7 @@ mod tests {
         let cmp = parse_comparisons(r#"run_id IN ('a', "b",)"#).unwrap();
         match &cmp[0].value {
             Value::List { items, raw } => {
-                assert_eq!(
-                    items.as_ref().unwrap(),
-                    &vec!["a".to_owned(), "b".to_owned()]
-                );
+                assert_eq!(items.as_ref().unwrap(), &vec!["a".to_owned(), "b".to_owned()]);
                 assert_eq!(*raw, r#"('a', "b",)"#);
             }
             other => panic!("unexpected {other:?}"),

@@ -41,9 +41,9 @@ impl ErrorCode {
 
     pub fn status(self) -> StatusCode {
         match self {
-            ErrorCode::InvalidParameterValue
-            | ErrorCode::ResourceAlreadyExists
-            | ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidParameterValue | ErrorCode::ResourceAlreadyExists | ErrorCode::BadRequest => {
+                StatusCode::BAD_REQUEST
+            }
             ErrorCode::ResourceDoesNotExist | ErrorCode::EndpointNotFound => StatusCode::NOT_FOUND,
             ErrorCode::PermissionDenied => StatusCode::FORBIDDEN,
             ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
@@ -62,10 +62,7 @@ pub struct MlflowError {
 
 impl MlflowError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        MlflowError {
-            code,
-            message: message.into(),
-        }
+        MlflowError { code, message: message.into() }
     }
 
     pub fn invalid(message: impl Into<String>) -> Self {
@@ -83,10 +80,7 @@ impl MlflowError {
     /// Logs the cause once; the caller gets a generic message.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error in the MLflow API");
-        Self::new(
-            ErrorCode::InternalError,
-            "internal server error; the details are in the server log",
-        )
+        Self::new(ErrorCode::InternalError, "internal server error; the details are in the server log")
     }
 }
 
@@ -97,9 +91,7 @@ impl IntoResponse for MlflowError {
         if self.code == ErrorCode::Unauthenticated {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,
-                axum::http::HeaderValue::from_static(
-                    "Bearer realm=\"cairn\", Basic realm=\"cairn\"",
-                ),
+                axum::http::HeaderValue::from_static("Bearer realm=\"cairn\", Basic realm=\"cairn\""),
             );
         }
         response
@@ -113,11 +105,21 @@ impl From<Denial> for MlflowError {
             Denial::Auth(e @ AuthError::RateLimited(_)) => {
                 MlflowError::new(ErrorCode::ResourceExhausted, e.to_string())
             }
-            Denial::Auth(e @ AuthError::Malformed(_)) => {
-                MlflowError::new(ErrorCode::BadRequest, e.to_string())
-            }
+            Denial::Auth(e @ AuthError::Malformed(_)) => MlflowError::new(ErrorCode::BadRequest, e.to_string()),
             Denial::Auth(e) => MlflowError::new(ErrorCode::Unauthenticated, e.to_string()),
             other => MlflowError::new(ErrorCode::PermissionDenied, other.to_string()),
+        }
+    }
+}
+
+impl From<crate::tracking::TrackingError> for MlflowError {
+    fn from(e: crate::tracking::TrackingError) -> Self {
+        use crate::tracking::TrackingError;
+        match e {
+            TrackingError::Invalid(msg) => MlflowError::invalid(msg),
+            TrackingError::NotFound(msg) => MlflowError::not_found(msg),
+            TrackingError::AlreadyExists(msg) => MlflowError::already_exists(msg),
+            TrackingError::Db(cause) => MlflowError::internal(cause),
         }
     }
 }
@@ -128,11 +130,6 @@ impl From<cairn_db::DbError> for MlflowError {
     }
 }
 
-pub async fn endpoint_not_found(
-    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
-) -> MlflowError {
-    MlflowError::new(
-        ErrorCode::EndpointNotFound,
-        format!("no MLflow endpoint at {}", uri.path()),
-    )
+pub async fn endpoint_not_found(axum::extract::OriginalUri(uri): axum::extract::OriginalUri) -> MlflowError {
+    MlflowError::new(ErrorCode::EndpointNotFound, format!("no MLflow endpoint at {}", uri.path()))
 }

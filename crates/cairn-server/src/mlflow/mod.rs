@@ -5,7 +5,11 @@
 
 pub mod artifacts;
 mod error;
+mod experiments;
 mod json;
+mod logged_models;
+mod runs;
+pub mod types;
 
 pub use error::{ErrorCode, MlflowError};
 pub use json::MlflowJson;
@@ -13,8 +17,9 @@ pub use json::MlflowJson;
 use axum::extract::{Request, State};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, patch, post};
 use axum::{Json, Router};
+use cairn_db::tracking::search::ViewType;
 use serde_json::json;
 
 use crate::state::AppState;
@@ -31,7 +36,56 @@ pub fn router(state: &AppState) -> Router<AppState> {
 
 /// Experiments, runs, metrics and logged models.
 fn tracking_routes() -> Router<AppState> {
-    Router::new().fallback(error::endpoint_not_found)
+    Router::new()
+        .route("/experiments/create", post(experiments::create))
+        .route("/experiments/get", get(experiments::get))
+        .route("/experiments/get-by-name", get(experiments::get_by_name))
+        .route("/experiments/search", post(experiments::search_post).get(experiments::search_get))
+        .route("/experiments/update", post(experiments::update))
+        .route("/experiments/delete", post(experiments::delete))
+        .route("/experiments/restore", post(experiments::restore))
+        .route("/experiments/set-experiment-tag", post(experiments::set_tag))
+        .route("/experiments/delete-experiment-tag", post(experiments::delete_tag))
+        .route("/runs/create", post(runs::create))
+        .route("/runs/get", get(runs::get))
+        .route("/runs/update", post(runs::update))
+        .route("/runs/delete", post(runs::delete))
+        .route("/runs/restore", post(runs::restore))
+        .route("/runs/set-tag", post(runs::set_tag))
+        .route("/runs/delete-tag", post(runs::delete_tag))
+        .route("/runs/log-parameter", post(runs::log_parameter))
+        .route("/runs/log-metric", post(runs::log_metric))
+        .route("/runs/log-batch", post(runs::log_batch))
+        .route("/runs/log-inputs", post(runs::log_inputs))
+        .route("/runs/outputs", post(runs::log_outputs))
+        .route("/runs/search", post(runs::search))
+        .route("/metrics/get-history", get(runs::get_history))
+        .route("/logged-models", post(logged_models::create))
+        .route("/logged-models/search", post(logged_models::search))
+        .route("/logged-models/{model_id}", get(logged_models::get).patch(logged_models::finalize))
+        .route("/logged-models/{model_id}/tags", patch(logged_models::set_tags))
+        .fallback(error::endpoint_not_found)
+}
+
+/// A required request field, with MLflow's message when it is missing.
+pub fn required<T>(value: Option<T>, name: &str) -> Result<T, MlflowError> {
+    value.ok_or_else(|| {
+        MlflowError::invalid(format!(
+            "Missing value for required parameter '{name}'. See the API docs for more information about request parameters."
+        ))
+    })
+}
+
+/// MLflow's `view_type` / `run_view_type`.
+pub fn view_type(raw: Option<&str>) -> Result<ViewType, MlflowError> {
+    match raw.unwrap_or("ACTIVE_ONLY") {
+        "ACTIVE_ONLY" | "1" | "" => Ok(ViewType::ActiveOnly),
+        "DELETED_ONLY" | "2" => Ok(ViewType::DeletedOnly),
+        "ALL" | "3" => Ok(ViewType::All),
+        other => {
+            Err(MlflowError::invalid(format!("Invalid view type {other:?}: use ACTIVE_ONLY, DELETED_ONLY or ALL")))
+        }
+    }
 }
 
 async fn guard(State(state): State<AppState>, mut request: Request, next: Next) -> Response {

@@ -1,0 +1,365 @@
+//! Runs with their params, tags, dataset inputs and outputs.
+
+use std::collections::HashMap;
+
+use futures::TryFutureExt;
+use sqlx::{FromRow, PgConnection, PgExecutor};
+use uuid::Uuid;
+
+use super::KeyValue;
+use super::metrics::LatestMetric;
+use crate::DbError;
+
+#[derive(Debug, Clone, FromRow)]
+pub struct RunRow {
+    pub id: i64,
+    pub run_uuid: Uuid,
+    pub experiment_id: i64,
+    pub name: String,
+    pub status: String,
+    pub user_id: String,
+    pub start_time: Option<i64>,
+    pub end_time: Option<i64>,
+    pub lifecycle_stage: String,
+    pub artifact_uri: String,
+    pub parent_run_id: Option<i64>,
+}
+
+const COLUMNS: &str = "id, run_uuid, experiment_id, name, status, user_id, start_time, end_time, lifecycle_stage, \
+                       artifact_uri, parent_run_id";
+
+pub struct NewRun<'a> {
+    pub run_uuid: Uuid,
+    pub experiment_id: i64,
+    pub name: &'a str,
+    pub user_id: &'a str,
+    pub start_time: Option<i64>,
+    pub artifact_uri: &'a str,
+    pub parent_run_id: Option<i64>,
+    pub created_by: Option<i64>,
+}
+
+pub async fn insert(conn: &mut PgConnection, run: &NewRun<'_>) -> Result<RunRow, DbError> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO runs (run_uuid, experiment_id, name, user_id, start_time, artifact_uri, parent_run_id, created_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}"
+    )))
+    .bind(run.run_uuid)
+    .bind(run.experiment_id)
+    .bind(run.name)
+    .bind(run.user_id)
+    .bind(run.start_time)
+    .bind(run.artifact_uri)
+    .bind(run.parent_run_id)
+    .bind(run.created_by)
+    .fetch_one(conn)
+    .await?)
+}
+
+pub async fn get(db: impl PgExecutor<'_>, run_uuid: Uuid) -> Result<Option<RunRow>, DbError> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM runs WHERE run_uuid = $1")))
+        .bind(run_uuid)
+        .fetch_optional(db)
+        .await?)
+}
+
+/// The run locked for update, so concurrent writers to one run serialise.
+pub async fn get_for_update(conn: &mut PgConnection, run_uuid: Uuid) -> Result<Option<RunRow>, DbError> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM runs WHERE run_uuid = $1 FOR UPDATE")))
+        .bind(run_uuid)
+        .fetch_optional(conn)
+        .await?)
+}
+
+pub async fn by_ids(db: impl PgExecutor<'_>, ids: &[i64]) -> Result<Vec<RunRow>, DbError> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM runs WHERE id = ANY($1)")))
+        .bind(ids)
+        .fetch_all(db)
+        .await?)
+}
+
+pub struct RunUpdate<'a> {
+    pub status: Option<&'a str>,
+    pub end_time: Option<i64>,
+    pub name: Option<&'a str>,
+}
+
+pub async fn update(conn: &mut PgConnection, id: i64, change: &RunUpdate<'_>) -> Result<RunRow, DbError> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE runs SET status = coalesce($2, status), end_time = coalesce($3, end_time), name = coalesce($4, name) \
+         WHERE id = $1 RETURNING {COLUMNS}"
+    )))
+    .bind(id)
+    .bind(change.status)
+    .bind(change.end_time)
+    .bind(change.name)
+    .fetch_one(conn)
+    .await?)
+}
+
+pub async fn set_lifecycle(
+    db: impl PgExecutor<'_>,
+    id: i64,
+    stage: &str,
+    deleted_time: Option<i64>,
+) -> Result<(), DbError> {
+    sqlx::query("UPDATE runs SET lifecycle_stage = $2, deleted_time = $3 WHERE id = $1")
+        .bind(id)
+        .bind(stage)
+        .bind(deleted_time)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+pub async fn set_parent(db: impl PgExecutor<'_>, id: i64, parent: Option<i64>) -> Result<(), DbError> {
+    sqlx::query("UPDATE runs SET parent_run_id = $2 WHERE id = $1").bind(id).bind(parent).execute(db).await?;
+    Ok(())
+}
+
+/// A param whose logged value differs from the one being logged now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParamConflict {
+    pub key: String,
+    pub existing: String,
+    pub attempted: String,
+}
+
+/// Logs params (immutable once logged). Returns the conflicts; the caller rolls back when
+/// there are any. Logging the same value again is not a conflict.
+pub async fn log_params(
+    conn: &mut PgConnection,
+    run_id: i64,
+    experiment_id: i64,
+    params: &[KeyValue],
+) -> Result<Vec<ParamConflict>, DbError> {
+    if params.is_empty() {
+        return Ok(Vec::new());
+    }
+    let keys: Vec<&str> = params.iter().map(|p| p.key.as_str()).collect();
+    let values: Vec<&str> = params.iter().map(|p| p.value.as_str()).collect();
+    sqlx::query(
+        "INSERT INTO run_params (run_id, experiment_id, key, value) \
+         SELECT $1, $2, k, v FROM UNNEST($3::text[], $4::text[]) AS t(k, v) ON CONFLICT (run_id, key) DO NOTHING",
+    )
+    .bind(run_id)
+    .bind(experiment_id)
+    .bind(&keys)
+    .bind(&values)
+    .execute(&mut *conn)
+    .await?;
+    let stored: Vec<(String, String)> =
+        sqlx::query_as("SELECT key, value FROM run_params WHERE run_id = $1 AND key = ANY($2)")
+            .bind(run_id)
+            .bind(&keys)
+            .fetch_all(&mut *conn)
+            .await?;
+    let stored: HashMap<String, String> = stored.into_iter().collect();
+    Ok(params
+        .iter()
+        .filter_map(|p| {
+            let existing = stored.get(&p.key)?;
+            (existing != &p.value).then(|| ParamConflict {
+                key: p.key.clone(),
+                existing: existing.clone(),
+                attempted: p.value.clone(),
+            })
+        })
+        .collect())
+}
+
+/// Sets tags (last value wins for a key given twice).
+pub async fn set_tags(
+    conn: &mut PgConnection,
+    run_id: i64,
+    experiment_id: i64,
+    tags: &[KeyValue],
+) -> Result<(), DbError> {
+    if tags.is_empty() {
+        return Ok(());
+    }
+    let mut last: Vec<&KeyValue> = Vec::with_capacity(tags.len());
+    for tag in tags.iter().rev() {
+        if !last.iter().any(|t| t.key == tag.key) {
+            last.push(tag);
+        }
+    }
+    let keys: Vec<&str> = last.iter().map(|t| t.key.as_str()).collect();
+    let values: Vec<&str> = last.iter().map(|t| t.value.as_str()).collect();
+    sqlx::query(
+        "INSERT INTO run_tags (run_id, experiment_id, key, value) SELECT $1, $2, k, v FROM UNNEST($3::text[], $4::text[]) AS t(k, v) \
+         ON CONFLICT (run_id, key) DO UPDATE SET value = EXCLUDED.value",
+    )
+    .bind(run_id)
+    .bind(experiment_id)
+    .bind(&keys)
+    .bind(&values)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Returns false when the tag did not exist.
+pub async fn delete_tag(db: impl PgExecutor<'_>, run_id: i64, key: &str) -> Result<bool, DbError> {
+    let done =
+        sqlx::query("DELETE FROM run_tags WHERE run_id = $1 AND key = $2").bind(run_id).bind(key).execute(db).await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// A dataset input as stored.
+#[derive(Debug, Clone, FromRow)]
+pub struct InputRow {
+    pub run_id: i64,
+    pub name: String,
+    pub digest: String,
+    pub source_type: String,
+    pub source: String,
+    pub schema: Option<String>,
+    pub profile: Option<String>,
+    pub tags: serde_json::Value,
+}
+
+pub struct NewInput<'a> {
+    pub name: &'a str,
+    pub digest: &'a str,
+    pub source_type: &'a str,
+    pub source: &'a str,
+    pub schema: Option<&'a str>,
+    pub profile: Option<&'a str>,
+    pub tags: serde_json::Value,
+}
+
+/// Records a dataset input of a run; the dataset row is shared per experiment, name and digest.
+pub async fn add_input(
+    conn: &mut PgConnection,
+    run_id: i64,
+    experiment_id: i64,
+    input: &NewInput<'_>,
+) -> Result<(), DbError> {
+    let dataset_id: i64 = sqlx::query_scalar(
+        "WITH ins AS (INSERT INTO input_datasets (experiment_id, name, digest, source_type, source, schema, profile) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (experiment_id, name, digest) DO NOTHING RETURNING id) \
+         SELECT id FROM ins UNION ALL \
+         SELECT id FROM input_datasets WHERE experiment_id = $1 AND name = $2 AND digest = $3 LIMIT 1",
+    )
+    .bind(experiment_id)
+    .bind(input.name)
+    .bind(input.digest)
+    .bind(input.source_type)
+    .bind(input.source)
+    .bind(input.schema)
+    .bind(input.profile)
+    .fetch_one(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO run_inputs (run_id, dataset_id, tags) VALUES ($1, $2, $3) \
+         ON CONFLICT (run_id, dataset_id) DO UPDATE SET tags = EXCLUDED.tags",
+    )
+    .bind(run_id)
+    .bind(dataset_id)
+    .bind(&input.tags)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn add_outputs(conn: &mut PgConnection, run_id: i64, outputs: &[(String, i64)]) -> Result<(), DbError> {
+    let ids: Vec<&str> = outputs.iter().map(|(id, _)| id.as_str()).collect();
+    let steps: Vec<i64> = outputs.iter().map(|(_, step)| *step).collect();
+    sqlx::query(
+        "INSERT INTO run_outputs (run_id, model_id, step) SELECT $1, m, s FROM UNNEST($2::text[], $3::int8[]) AS t(m, s) \
+         ON CONFLICT (run_id, model_id) DO UPDATE SET step = EXCLUDED.step",
+    )
+    .bind(run_id)
+    .bind(&ids)
+    .bind(&steps)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A run with everything MLflow shows about it.
+#[derive(Debug, Clone)]
+pub struct RunRecord {
+    pub run: RunRow,
+    pub params: Vec<KeyValue>,
+    pub tags: Vec<KeyValue>,
+    pub metrics: Vec<LatestMetric>,
+    pub inputs: Vec<InputRow>,
+    pub outputs: Vec<(String, i64)>,
+}
+
+/// Loads whole runs in the order of `ids`, with one query per child table.
+pub async fn load(db: &sqlx::PgPool, ids: &[i64]) -> Result<Vec<RunRecord>, DbError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let params = sqlx::query_as::<_, (i64, String, String)>(
+        "SELECT run_id, key, value FROM run_params WHERE run_id = ANY($1) ORDER BY key",
+    )
+    .bind(ids)
+    .fetch_all(db)
+    .map_err(DbError::from);
+    let tags = sqlx::query_as::<_, (i64, String, String)>(
+        "SELECT run_id, key, value FROM run_tags WHERE run_id = ANY($1) ORDER BY key",
+    )
+    .bind(ids)
+    .fetch_all(db)
+    .map_err(DbError::from);
+    let metrics = sqlx::query_as::<_, LatestMetric>(
+        "SELECT run_id, key, value, timestamp, step FROM latest_metrics WHERE run_id = ANY($1) ORDER BY key",
+    )
+    .bind(ids)
+    .fetch_all(db)
+    .map_err(DbError::from);
+    let inputs = sqlx::query_as::<_, InputRow>(
+        "SELECT i.run_id, d.name, d.digest, d.source_type, d.source, d.schema, d.profile, i.tags \
+         FROM run_inputs i JOIN input_datasets d ON d.id = i.dataset_id WHERE i.run_id = ANY($1) ORDER BY d.name",
+    )
+    .bind(ids)
+    .fetch_all(db)
+    .map_err(DbError::from);
+    let outputs = sqlx::query_as::<_, (i64, String, i64)>(
+        "SELECT run_id, model_id, step FROM run_outputs WHERE run_id = ANY($1)",
+    )
+    .bind(ids)
+    .fetch_all(db)
+    .map_err(DbError::from);
+    // Independent reads on separate pooled connections, concurrently.
+    let (runs, params, tags, metrics, inputs, outputs) =
+        tokio::try_join!(by_ids(db, ids), params, tags, metrics, inputs, outputs)?;
+    let mut by_id: HashMap<i64, RunRecord> = runs
+        .into_iter()
+        .map(|run| {
+            let record =
+                RunRecord { run, params: vec![], tags: vec![], metrics: vec![], inputs: vec![], outputs: vec![] };
+            (record.run.id, record)
+        })
+        .collect();
+    for (run_id, key, value) in params {
+        if let Some(r) = by_id.get_mut(&run_id) {
+            r.params.push(KeyValue { key, value });
+        }
+    }
+    for (run_id, key, value) in tags {
+        if let Some(r) = by_id.get_mut(&run_id) {
+            r.tags.push(KeyValue { key, value });
+        }
+    }
+    for metric in metrics {
+        if let Some(r) = by_id.get_mut(&metric.run_id) {
+            r.metrics.push(metric);
+        }
+    }
+    for input in inputs {
+        if let Some(r) = by_id.get_mut(&input.run_id) {
+            r.inputs.push(input);
+        }
+    }
+    for (run_id, model_id, step) in outputs {
+        if let Some(r) = by_id.get_mut(&run_id) {
+            r.outputs.push((model_id, step));
+        }
+    }
+    Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
+}

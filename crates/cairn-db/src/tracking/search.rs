@@ -1,0 +1,193 @@
+//! Search: the parsed MLflow filter and order_by ASTs turned into one SQL statement each,
+//! every value a bind parameter. Run filters on metrics, params and tags become `EXISTS`
+//! semi-joins served by the `(experiment_id, key, value)` indexes; ordering by a metric,
+//! param or tag sorts runs without that key last, as MLflow does.
+
+use cairn_core::search::{
+    DatasetField, ExperimentClause, ExperimentFilter, ExperimentOrderKey, ExperimentTimeAttr, OrderBy, RunAttr,
+    RunClause, RunFilter, RunOrderKey, StrCond,
+};
+use sqlx::{PgExecutor, Postgres, QueryBuilder};
+
+use super::experiments::ExperimentRow;
+use crate::DbError;
+
+/// Which lifecycle stages a search returns (MLflow's `view_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ViewType {
+    ActiveOnly,
+    DeletedOnly,
+    All,
+}
+
+impl ViewType {
+    fn stages(self) -> &'static [&'static str] {
+        match self {
+            ViewType::ActiveOnly => &["active"],
+            ViewType::DeletedOnly => &["deleted"],
+            ViewType::All => &["active", "deleted"],
+        }
+    }
+}
+
+pub struct RunQuery<'a> {
+    pub experiment_ids: &'a [i64],
+    pub filter: &'a RunFilter,
+    pub order_by: &'a [OrderBy<RunOrderKey>],
+    pub view: ViewType,
+    pub offset: i64,
+    pub limit: i64,
+}
+
+/// The ids of the matching runs, in order, for one page.
+pub async fn run_ids(db: impl PgExecutor<'_>, query: &RunQuery<'_>) -> Result<Vec<i64>, DbError> {
+    let mut q = QueryBuilder::<Postgres>::new("SELECT r.id FROM runs r WHERE r.experiment_id = ANY(");
+    q.push_bind(query.experiment_ids).push(") AND r.lifecycle_stage = ANY(");
+    q.push_bind(query.view.stages()).push(")");
+    for clause in &query.filter.0 {
+        q.push(" AND ");
+        push_run_clause(&mut q, clause);
+    }
+    q.push(" ORDER BY ");
+    for order in query.order_by {
+        push_run_order(&mut q, order);
+        q.push(", ");
+    }
+    q.push("r.start_time DESC NULLS LAST, r.id DESC LIMIT ");
+    q.push_bind(query.limit).push(" OFFSET ").push_bind(query.offset);
+    Ok(q.build_query_scalar().fetch_all(db).await?)
+}
+
+fn push_str_cond(q: &mut QueryBuilder<Postgres>, column: &str, cond: &StrCond) {
+    match cond {
+        StrCond::Compare { op, value } => {
+            q.push(format!("{column} {} ", op.as_sql())).push_bind(value.clone());
+        }
+        StrCond::In(values) => {
+            q.push(format!("{column} = ANY(")).push_bind(values.clone()).push(")");
+        }
+        StrCond::NotIn(values) => {
+            q.push(format!("NOT ({column} = ANY(")).push_bind(values.clone()).push("))");
+        }
+    }
+}
+
+fn push_keyed(q: &mut QueryBuilder<Postgres>, table: &str, key: &str) {
+    q.push(format!("EXISTS (SELECT 1 FROM {table} x WHERE x.run_id = r.id AND x.key = "));
+    q.push_bind(key.to_owned());
+}
+
+fn push_run_clause(q: &mut QueryBuilder<Postgres>, clause: &RunClause) {
+    match clause {
+        RunClause::Metric { key, op, value } => {
+            push_keyed(q, "latest_metrics", key);
+            q.push(format!(" AND x.value {} ", op.as_sql())).push_bind(*value).push(")");
+        }
+        RunClause::Param { key, op, value } | RunClause::Tag { key, op, value } => {
+            let table = if matches!(clause, RunClause::Param { .. }) { "run_params" } else { "run_tags" };
+            push_keyed(q, table, key);
+            q.push(format!(" AND x.value {} ", op.as_sql())).push_bind(value.clone()).push(")");
+        }
+        RunClause::StrAttribute { attr, cond } => {
+            let column = match attr {
+                RunAttr::RunId => "replace(r.run_uuid::text, '-', '')",
+                RunAttr::RunName => "r.name",
+                RunAttr::Status => "r.status",
+                RunAttr::UserId => "r.user_id",
+                RunAttr::ArtifactUri => "r.artifact_uri",
+                RunAttr::StartTime | RunAttr::EndTime => "NULL",
+            };
+            push_str_cond(q, column, cond);
+        }
+        RunClause::TimeAttribute { attr, op, value } => {
+            let column = if *attr == RunAttr::EndTime { "r.end_time" } else { "r.start_time" };
+            q.push(format!("{column} {} ", op.as_sql())).push_bind(*value);
+        }
+        RunClause::Dataset { field, cond } => {
+            q.push("EXISTS (SELECT 1 FROM run_inputs i JOIN input_datasets d ON d.id = i.dataset_id WHERE i.run_id = r.id AND ");
+            let column = match field {
+                DatasetField::Name => "d.name",
+                DatasetField::Digest => "d.digest",
+                DatasetField::Context => {
+                    "(SELECT t->>'value' FROM jsonb_array_elements(i.tags) t WHERE t->>'key' = 'mlflow.data.context' LIMIT 1)"
+                }
+            };
+            push_str_cond(q, column, cond);
+            q.push(")");
+        }
+    }
+}
+
+fn push_run_order(q: &mut QueryBuilder<Postgres>, order: &OrderBy<RunOrderKey>) {
+    let direction = if order.ascending { "ASC" } else { "DESC" };
+    let keyed = |q: &mut QueryBuilder<Postgres>, table: &str, key: &str| {
+        q.push(format!("(SELECT x.value FROM {table} x WHERE x.run_id = r.id AND x.key = "));
+        q.push_bind(key.to_owned()).push(format!(") {direction} NULLS LAST"));
+    };
+    match &order.key {
+        RunOrderKey::Metric(key) => keyed(q, "latest_metrics", key),
+        RunOrderKey::Param(key) => keyed(q, "run_params", key),
+        RunOrderKey::Tag(key) => keyed(q, "run_tags", key),
+        RunOrderKey::Attribute(attr) => {
+            let column = match attr {
+                RunAttr::RunId => "r.run_uuid",
+                RunAttr::RunName => "r.name",
+                RunAttr::Status => "r.status",
+                RunAttr::UserId => "r.user_id",
+                RunAttr::ArtifactUri => "r.artifact_uri",
+                RunAttr::StartTime => "r.start_time",
+                RunAttr::EndTime => "r.end_time",
+            };
+            q.push(format!("{column} {direction} NULLS LAST"));
+        }
+    }
+}
+
+pub struct ExperimentQuery<'a> {
+    pub filter: &'a ExperimentFilter,
+    pub order_by: &'a [OrderBy<ExperimentOrderKey>],
+    pub view: ViewType,
+    pub offset: i64,
+    pub limit: i64,
+}
+
+pub async fn experiments(db: impl PgExecutor<'_>, query: &ExperimentQuery<'_>) -> Result<Vec<ExperimentRow>, DbError> {
+    let mut q = QueryBuilder::<Postgres>::new(
+        "SELECT e.id, e.name, e.artifact_location, e.lifecycle_stage, e.creation_time, e.last_update_time \
+         FROM experiments e WHERE e.lifecycle_stage = ANY(",
+    );
+    q.push_bind(query.view.stages()).push(")");
+    for clause in &query.filter.0 {
+        q.push(" AND ");
+        match clause {
+            ExperimentClause::Name { op, value } => {
+                q.push(format!("e.name {} ", op.as_sql())).push_bind(value.clone());
+            }
+            ExperimentClause::Time { attr, op, value } => {
+                let column = match attr {
+                    ExperimentTimeAttr::CreationTime => "e.creation_time",
+                    ExperimentTimeAttr::LastUpdateTime => "e.last_update_time",
+                };
+                q.push(format!("{column} {} ", op.as_sql())).push_bind(*value);
+            }
+            ExperimentClause::Tag { key, op, value } => {
+                q.push("EXISTS (SELECT 1 FROM experiment_tags t WHERE t.experiment_id = e.id AND t.key = ");
+                q.push_bind(key.clone()).push(format!(" AND t.value {} ", op.as_sql()));
+                q.push_bind(value.clone()).push(")");
+            }
+        }
+    }
+    q.push(" ORDER BY ");
+    for order in query.order_by {
+        let column = match order.key {
+            ExperimentOrderKey::Name => "e.name",
+            ExperimentOrderKey::ExperimentId => "e.id",
+            ExperimentOrderKey::CreationTime => "e.creation_time",
+            ExperimentOrderKey::LastUpdateTime => "e.last_update_time",
+        };
+        q.push(format!("{column} {}, ", if order.ascending { "ASC" } else { "DESC" }));
+    }
+    q.push("e.creation_time DESC, e.id ASC LIMIT ");
+    q.push_bind(query.limit).push(" OFFSET ").push_bind(query.offset);
+    Ok(q.build_query_as().fetch_all(db).await?)
+}
