@@ -73,78 +73,43 @@ pub async fn create_user(
     let mut tx = db.pool.begin().await?;
     let user = users::insert(&mut *tx, username.as_str(), &hash, role).await?;
     let details = json!({"role": role.as_str()});
-    audit::append_in(
-        &mut tx,
-        event(actor, "user.create", format!("user:{username}"), details),
-    )
-    .await?;
+    audit::append_in(&mut tx, event(actor, "user.create", format!("user:{username}"), details)).await?;
     tx.commit().await?;
     Ok(user)
 }
 
-pub async fn set_role(
-    db: &Db,
-    actor: &Actor,
-    username: &str,
-    role: Role,
-) -> Result<(), AccountError> {
+pub async fn set_role(db: &Db, actor: &Actor, username: &str, role: Role) -> Result<(), AccountError> {
     let mut tx = db.pool.begin().await?;
     if !users::set_role(&mut *tx, username, role).await? {
-        return Err(AccountError::NotFound(format!(
-            "no user named {username:?}"
-        )));
+        return Err(AccountError::NotFound(format!("no user named {username:?}")));
     }
     let details = json!({"role": role.as_str()});
-    audit::append_in(
-        &mut tx,
-        event(actor, "user.set_role", format!("user:{username}"), details),
-    )
-    .await?;
+    audit::append_in(&mut tx, event(actor, "user.set_role", format!("user:{username}"), details)).await?;
     tx.commit().await?;
     Ok(())
 }
 
 /// Disables (or re-enables) an account. Disabling also ends its dashboard sessions; its
 /// tokens stop working because every token check looks at the owner.
-pub async fn set_disabled(
-    db: &Db,
-    actor: &Actor,
-    username: &str,
-    disabled: bool,
-) -> Result<(), AccountError> {
+pub async fn set_disabled(db: &Db, actor: &Actor, username: &str, disabled: bool) -> Result<(), AccountError> {
     let mut tx = db.pool.begin().await?;
     let user = users::find_by_name(&mut *tx, username)
         .await?
         .ok_or_else(|| AccountError::NotFound(format!("no user named {username:?}")))?;
     if disabled && Some(user.id) == actor.user_id {
-        return Err(AccountError::Forbidden(
-            "you cannot disable your own account".into(),
-        ));
+        return Err(AccountError::Forbidden("you cannot disable your own account".into()));
     }
     users::set_disabled(&mut *tx, username, disabled).await?;
     if disabled {
         sessions::delete_for_user(&mut *tx, user.id).await?;
     }
-    let action = if disabled {
-        "user.disable"
-    } else {
-        "user.enable"
-    };
-    audit::append_in(
-        &mut tx,
-        event(actor, action, format!("user:{username}"), json!({})),
-    )
-    .await?;
+    let action = if disabled { "user.disable" } else { "user.enable" };
+    audit::append_in(&mut tx, event(actor, action, format!("user:{username}"), json!({}))).await?;
     tx.commit().await?;
     Ok(())
 }
 
-pub async fn set_password(
-    db: &Db,
-    actor: &Actor,
-    username: &str,
-    password: &str,
-) -> Result<(), AccountError> {
+pub async fn set_password(db: &Db, actor: &Actor, username: &str, password: &str) -> Result<(), AccountError> {
     let password = Password::parse(password)?;
     let hash = hash_password(password.expose())
         .await
@@ -155,16 +120,7 @@ pub async fn set_password(
         .ok_or_else(|| AccountError::NotFound(format!("no user named {username:?}")))?;
     users::set_password_hash(&mut *tx, username, &hash).await?;
     sessions::delete_for_user(&mut *tx, user.id).await?;
-    audit::append_in(
-        &mut tx,
-        event(
-            actor,
-            "user.set_password",
-            format!("user:{username}"),
-            json!({}),
-        ),
-    )
-    .await?;
+    audit::append_in(&mut tx, event(actor, "user.set_password", format!("user:{username}"), json!({}))).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -196,29 +152,15 @@ pub async fn create_token(
         return Err(ValidationError("token expiry must be in the future".into()).into());
     }
     if owner.disabled {
-        return Err(AccountError::Forbidden(format!(
-            "user {:?} is disabled",
-            owner.username
-        )));
+        return Err(AccountError::Forbidden(format!("user {:?} is disabled", owner.username)));
     }
     let id = Uuid::new_v4();
     let now = Utc::now();
     let token = keys
-        .encode(
-            owner.id,
-            id,
-            now.timestamp(),
-            request.expires_at.map(|at| at.timestamp()),
-        )
+        .encode(owner.id, id, now.timestamp(), request.expires_at.map(|at| at.timestamp()))
         .map_err(|e| AccountError::Internal(format!("token signing failed: {e}")))?;
     let mut tx = db.pool.begin().await?;
-    let new = NewToken {
-        id,
-        user_id: owner.id,
-        name,
-        scope: request.scope.as_str(),
-        expires_at: request.expires_at,
-    };
+    let new = NewToken { id, user_id: owner.id, name, scope: request.scope.as_str(), expires_at: request.expires_at };
     let row = tokens::insert(&mut *tx, &new).await?;
     let details = json!({
         "name": name,
@@ -226,23 +168,14 @@ pub async fn create_token(
         "scope": request.scope.as_str(),
         "expires_at": request.expires_at.map(|at| at.to_rfc3339()),
     });
-    audit::append_in(
-        &mut tx,
-        event(actor, "token.create", format!("token:{id}"), details),
-    )
-    .await?;
+    audit::append_in(&mut tx, event(actor, "token.create", format!("token:{id}"), details)).await?;
     tx.commit().await?;
     Ok(IssuedToken { token, row })
 }
 
 /// Revokes a token. Non-admins may only revoke their own; for them another user's token
 /// is reported as not found, so token ids of others are not confirmed.
-pub async fn revoke_token(
-    db: &Db,
-    actor: &Actor,
-    id: Uuid,
-    as_admin: bool,
-) -> Result<TokenRow, AccountError> {
+pub async fn revoke_token(db: &Db, actor: &Actor, id: Uuid, as_admin: bool) -> Result<TokenRow, AccountError> {
     let not_found = || AccountError::NotFound(format!("no token with id {id}"));
     let mut tx = db.pool.begin().await?;
     let existing = tokens::find(&mut *tx, id).await?.ok_or_else(not_found)?;
@@ -250,16 +183,7 @@ pub async fn revoke_token(
         return Err(not_found());
     }
     let row = tokens::revoke(&mut *tx, id).await?.ok_or_else(not_found)?;
-    audit::append_in(
-        &mut tx,
-        event(
-            actor,
-            "token.revoke",
-            format!("token:{id}"),
-            json!({"name": row.name}),
-        ),
-    )
-    .await?;
+    audit::append_in(&mut tx, event(actor, "token.revoke", format!("token:{id}"), json!({"name": row.name}))).await?;
     tx.commit().await?;
     Ok(row)
 }
@@ -272,12 +196,8 @@ pub async fn token_keys(db: &Db, configured: Option<&str>) -> Result<TokenKeys, 
     let secret = match configured {
         Some(secret) => secret.to_owned(),
         None => {
-            settings::get_or_insert(
-                &db.pool,
-                JWT_SECRET_SETTING,
-                &format!("{}{}", random_token(), random_token()),
-            )
-            .await?
+            settings::get_or_insert(&db.pool, JWT_SECRET_SETTING, &format!("{}{}", random_token(), random_token()))
+                .await?
         }
     };
     Ok(TokenKeys::new(secret.as_bytes()))
@@ -306,15 +226,7 @@ pub async fn bootstrap_admin(db: &Db, configured: Option<&str>) -> Result<Bootst
             (generated.clone(), Bootstrap::Generated(generated))
         }
     };
-    match create_user(
-        db,
-        &Actor::system("bootstrap"),
-        "admin",
-        &password,
-        Role::Admin,
-    )
-    .await
-    {
+    match create_user(db, &Actor::system("bootstrap"), "admin", &password, Role::Admin).await {
         Ok(_) => Ok(outcome),
         // Another process bootstrapped at the same moment.
         Err(AccountError::Conflict(_)) => Ok(Bootstrap::Existing),

@@ -55,8 +55,6 @@ impl ServerConfig {
 
     /// Cookies get the Secure flag when Cairn is served over HTTPS.
     pub fn secure_cookies(&self) -> bool {
-        self.public_url
-            .as_deref()
-            .is_some_and(|u| u.starts_with("https://"))
+        self.public_url.as_deref().is_some_and(|u| u.starts_with("https://"))
     }
 }

@@ -46,55 +46,25 @@ impl Default for HttpMetrics {
         let mut registry = Registry::with_prefix("cairn");
         let requests = Family::<RequestLabels, Counter>::default();
         let latency = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new([
-                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-            ])
+            Histogram::new([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
         });
         let pool_size = Gauge::default();
         let pool_idle = Gauge::default();
-        registry.register(
-            "http_requests",
-            "HTTP requests by method, route and status",
-            requests.clone(),
-        );
-        registry.register(
-            "http_request_duration_seconds",
-            "HTTP request latency by route",
-            latency.clone(),
-        );
-        registry.register(
-            "db_pool_connections",
-            "Open database connections",
-            pool_size.clone(),
-        );
-        registry.register(
-            "db_pool_idle_connections",
-            "Idle database connections",
-            pool_idle.clone(),
-        );
-        HttpMetrics {
-            registry,
-            requests,
-            latency,
-            pool_size,
-            pool_idle,
-        }
+        registry.register("http_requests", "HTTP requests by method, route and status", requests.clone());
+        registry.register("http_request_duration_seconds", "HTTP request latency by route", latency.clone());
+        registry.register("db_pool_connections", "Open database connections", pool_size.clone());
+        registry.register("db_pool_idle_connections", "Idle database connections", pool_idle.clone());
+        HttpMetrics { registry, requests, latency, pool_size, pool_idle }
     }
 }
 
 /// Counts and times every request under its route template (never the raw path, which
 /// would give one series per id).
-pub async fn track_requests(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
+pub async fn track_requests(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().as_str().to_owned();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "(unmatched)".to_owned(), |p| p.as_str().to_owned());
+    let route =
+        request.extensions().get::<MatchedPath>().map_or_else(|| "(unmatched)".to_owned(), |p| p.as_str().to_owned());
     let response = next.run(request).await;
     let metrics = &state.metrics;
     metrics
@@ -105,10 +75,7 @@ pub async fn track_requests(
             status: response.status().as_u16(),
         })
         .inc();
-    metrics
-        .latency
-        .get_or_create(&RouteLabels { method, route })
-        .observe(started.elapsed().as_secs_f64());
+    metrics.latency.get_or_create(&RouteLabels { method, route }).observe(started.elapsed().as_secs_f64());
     response
 }
 
@@ -134,11 +101,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         "database": describe(db.map_err(|_| "unreachable".to_owned())),
         "storage": describe(storage.map_err(|_| "unreachable".to_owned())),
     });
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(body))
 }
 
@@ -151,12 +114,5 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         tracing::error!(error = %e, "could not encode metrics");
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     }
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        body,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body).into_response()
 }

@@ -35,20 +35,11 @@ pub struct Application {
 
 impl Application {
     /// Binds the listener and builds the router. The database must be migrated already.
-    pub async fn build(
-        mut config: ServerConfig,
-        db: Db,
-        storage: Storage,
-    ) -> Result<Application, BuildError> {
-        let token_keys =
-            accounts::token_keys(&db, config.jwt_secret.as_ref().map(|s| s.expose())).await?;
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|e| BuildError::Bind(config.listen, e))?;
+    pub async fn build(mut config: ServerConfig, db: Db, storage: Storage) -> Result<Application, BuildError> {
+        let token_keys = accounts::token_keys(&db, config.jwt_secret.as_ref().map(|s| s.expose())).await?;
+        let listener = TcpListener::bind(config.listen).await.map_err(|e| BuildError::Bind(config.listen, e))?;
         // With port 0 the OS picks one; links must name the real one.
-        config.listen = listener
-            .local_addr()
-            .map_err(|e| BuildError::Bind(config.listen, e))?;
+        config.listen = listener.local_addr().map_err(|e| BuildError::Bind(config.listen, e))?;
         let state = AppState(Arc::new(App {
             config,
             db,
@@ -59,17 +50,11 @@ impl Application {
             metrics: ops::HttpMetrics::default(),
         }));
         let router = router(&state);
-        Ok(Application {
-            listener,
-            router,
-            state,
-        })
+        Ok(Application { listener, router, state })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .unwrap_or(self.state.config.listen)
+        self.listener.local_addr().unwrap_or(self.state.config.listen)
     }
 
     pub fn state(&self) -> &AppState {
@@ -77,17 +62,10 @@ impl Application {
     }
 
     /// Serves until `shutdown` completes, then finishes in-flight requests.
-    pub async fn run_until(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let sweeper = tokio::spawn(sweep_expired_sessions(self.state.clone()));
-        let service = self
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
-        let result = axum::serve(self.listener, service)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
+        let result = axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await;
         sweeper.abort();
         result
     }
@@ -115,12 +93,10 @@ pub fn router(state: &AppState) -> Router {
         .layer(from_fn_with_state(state.clone(), ops::track_requests))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, config.request_timeout))
         .layer(CatchPanicLayer::new())
-        .layer(
-            TraceLayer::new_for_http().make_span_with(|request: &Request| {
-                let request_id = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
-                tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
-            }),
-        )
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
+            let request_id = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
+            tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
+        }))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(SetSensitiveRequestHeadersLayer::new([axum::http::header::AUTHORIZATION, axum::http::header::COOKIE]))

@@ -21,27 +21,19 @@ use crate::config::{self, DataArgs, DataConfig, Database};
 
 /// Connects to the configured database; for the embedded one, starts the cluster (the
 /// caller must hold the data-dir lock) or attaches to the running server's cluster.
-pub async fn open_database(
-    data: &DataConfig,
-    start_embedded: bool,
-) -> anyhow::Result<(Db, Option<EmbeddedPostgres>)> {
+pub async fn open_database(data: &DataConfig, start_embedded: bool) -> anyhow::Result<(Db, Option<EmbeddedPostgres>)> {
     match &data.database {
         Database::External(url) => {
             let options = url.expose().parse().context("invalid DATABASE_URL")?;
-            let db = Db::connect(options, 16)
-                .await
-                .context("connecting to PostgreSQL at DATABASE_URL")?;
+            let db = Db::connect(options, 16).await.context("connecting to PostgreSQL at DATABASE_URL")?;
             Ok((db, None))
         }
         Database::Embedded { cluster_dir } => {
             let cluster = if start_embedded {
                 // If cairn dies without cleaning up, the kernel stops the cluster too, so a
                 // restart never finds an orphaned postmaster holding the data directory.
-                let options = EmbeddedOptions {
-                    cluster_dir: cluster_dir.clone(),
-                    ephemeral: false,
-                    stop_with_parent: true,
-                };
+                let options =
+                    EmbeddedOptions { cluster_dir: cluster_dir.clone(), ephemeral: false, stop_with_parent: true };
                 EmbeddedPostgres::start(options).await?
             } else {
                 EmbeddedPostgres::attach(cluster_dir)
@@ -70,9 +62,8 @@ impl AdminDb {
         let (lock, start) = match &data.database {
             Database::External(_) => (None, false),
             Database::Embedded { .. } => {
-                std::fs::create_dir_all(&data.data_dir).with_context(|| {
-                    format!("cannot create data directory {}", data.data_dir.display())
-                })?;
+                std::fs::create_dir_all(&data.data_dir)
+                    .with_context(|| format!("cannot create data directory {}", data.data_dir.display()))?;
                 match DataDirLock::try_acquire(&data.data_dir)? {
                     Some(lock) => (Some(lock), true),
                     None => (None, false),
@@ -81,11 +72,7 @@ impl AdminDb {
         };
         let (db, embedded) = open_database(&data, start).await?;
         db.migrate().await.context("applying database migrations")?;
-        Ok(AdminDb {
-            db,
-            embedded,
-            _lock: lock,
-        })
+        Ok(AdminDb { db, embedded, _lock: lock })
     }
 
     async fn close(self) -> anyhow::Result<()> {
@@ -99,12 +86,7 @@ impl AdminDb {
 
 fn cli_actor() -> Actor {
     let os_user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
-    Actor {
-        user_id: None,
-        name: format!("cli:{os_user}"),
-        request_id: None,
-        client_addr: None,
-    }
+    Actor { user_id: None, name: format!("cli:{os_user}"), request_id: None, client_addr: None }
 }
 
 /// Runs `f` against the admin database and always releases it.
@@ -355,17 +337,11 @@ pub async fn audit(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
                 match result.first_break {
                     None => {
                         let head = result.head_hash.unwrap_or_else(|| "(empty)".into());
-                        println!(
-                            "ok: {} rows checked, chain head {head}",
-                            result.rows_checked
-                        );
+                        println!("ok: {} rows checked, chain head {head}", result.rows_checked);
                         Ok(ExitCode::SUCCESS)
                     }
                     Some(broken) => {
-                        println!(
-                            "BROKEN: {broken} ({} rows before it verified)",
-                            result.rows_checked
-                        );
+                        println!("BROKEN: {broken} ({} rows before it verified)", result.rows_checked);
                         Ok(ExitCode::from(2))
                     }
                 }

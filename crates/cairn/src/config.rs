@@ -123,19 +123,12 @@ fn load_file(path: Option<&Path>) -> Result<FileConfig, ConfigError> {
             return Ok(FileConfig::default());
         }
         Err(e) => {
-            return Err(ConfigError(format!(
-                "cannot read configuration file {}: {e}",
-                path.display()
-            )));
+            return Err(ConfigError(format!("cannot read configuration file {}: {e}", path.display())));
         }
     };
     toml::from_str(&text).map_err(|e| {
         let msg = e.message().to_owned();
-        ConfigError(format!(
-            "configuration file {}: {}",
-            path.display(),
-            msg.lines().next().unwrap_or("invalid TOML")
-        ))
+        ConfigError(format!("configuration file {}: {}", path.display(), msg.lines().next().unwrap_or("invalid TOML")))
     })
 }
 
@@ -149,49 +142,31 @@ pub fn secret_from_env(name: &str) -> Result<Option<Secret>, ConfigError> {
         None => Ok(None),
         Some(path) => std::fs::read_to_string(&path)
             .map(|s| Some(Secret::new(s.trim_end_matches(['\n', '\r']))))
-            .map_err(|e| {
-                ConfigError(format!(
-                    "cannot read {file_var} ({}): {e}",
-                    PathBuf::from(&path).display()
-                ))
-            }),
+            .map_err(|e| ConfigError(format!("cannot read {file_var} ({}): {e}", PathBuf::from(&path).display()))),
     }
 }
 
 fn absolute(path: PathBuf) -> Result<PathBuf, ConfigError> {
-    std::path::absolute(&path)
-        .map_err(|e| ConfigError(format!("invalid data directory {}: {e}", path.display())))
+    std::path::absolute(&path).map_err(|e| ConfigError(format!("invalid data directory {}: {e}", path.display())))
 }
 
 fn resolve_data(args: &DataArgs, file: &FileConfig) -> Result<DataConfig, ConfigError> {
-    let data_dir = absolute(
-        args.data_dir
-            .clone()
-            .or_else(|| file.data_dir.clone())
-            .unwrap_or_else(|| "cairn-data".into()),
-    )?;
-    let url = match args
-        .database_url
-        .clone()
-        .or_else(|| file.database_url.clone())
-    {
+    let data_dir =
+        absolute(args.data_dir.clone().or_else(|| file.data_dir.clone()).unwrap_or_else(|| "cairn-data".into()))?;
+    let url = match args.database_url.clone().or_else(|| file.database_url.clone()) {
         Some(url) => Some(Secret::new(url)),
         None => secret_from_env("DATABASE_URL")?,
     };
     let database = match url {
         Some(url) => {
-            if !(url.expose().starts_with("postgres://")
-                || url.expose().starts_with("postgresql://"))
-            {
+            if !(url.expose().starts_with("postgres://") || url.expose().starts_with("postgresql://")) {
                 return Err(ConfigError(
                     "invalid value for setting `database_url` (--database-url, DATABASE_URL or `database_url` in cairn.toml): expected postgres://user:password@host:port/database".into(),
                 ));
             }
             Database::External(url)
         }
-        None => Database::Embedded {
-            cluster_dir: data_dir.join("pg"),
-        },
+        None => Database::Embedded { cluster_dir: data_dir.join("pg") },
     };
     Ok(DataConfig { data_dir, database })
 }
@@ -205,11 +180,7 @@ pub fn resolve_serve(args: &ServeArgs) -> Result<ResolvedServe, ConfigError> {
     let file = load_file(args.data.config.as_deref())?;
     let data = resolve_data(&args.data, &file)?;
 
-    let listen_raw = args
-        .listen
-        .clone()
-        .or(file.listen)
-        .unwrap_or_else(|| "127.0.0.1:8080".into());
+    let listen_raw = args.listen.clone().or(file.listen).unwrap_or_else(|| "127.0.0.1:8080".into());
     let listen: SocketAddr = listen_raw.parse().map_err(|_| {
         invalid(
             "listen",
@@ -236,41 +207,21 @@ pub fn resolve_serve(args: &ServeArgs) -> Result<ResolvedServe, ConfigError> {
         None => format!("file://{}", data.data_dir.join("artifacts").display()),
     };
 
-    let executor_raw = args
-        .executor
-        .clone()
-        .or(file.executor)
-        .unwrap_or_else(|| "local".into());
+    let executor_raw = args.executor.clone().or(file.executor).unwrap_or_else(|| "local".into());
     let executor = match executor_raw.as_str() {
         "local" => ExecutorKind::Local,
         "kubernetes" => ExecutorKind::Kubernetes,
         other => {
-            return Err(invalid(
-                "executor",
-                "executor",
-                "CAIRN_EXECUTOR",
-                other,
-                "expected local or kubernetes",
-            ));
+            return Err(invalid("executor", "executor", "CAIRN_EXECUTOR", other, "expected local or kubernetes"));
         }
     };
 
-    let format_raw = args
-        .log_format
-        .clone()
-        .or(file.log_format)
-        .unwrap_or_else(|| "text".into());
+    let format_raw = args.log_format.clone().or(file.log_format).unwrap_or_else(|| "text".into());
     let log_format = match format_raw.as_str() {
         "text" => LogFormat::Text,
         "json" => LogFormat::Json,
         other => {
-            return Err(invalid(
-                "log_format",
-                "log-format",
-                "CAIRN_LOG_FORMAT",
-                other,
-                "expected text or json",
-            ));
+            return Err(invalid("log_format", "log-format", "CAIRN_LOG_FORMAT", other, "expected text or json"));
         }
     };
 
@@ -302,15 +253,7 @@ pub fn resolve_serve(args: &ServeArgs) -> Result<ResolvedServe, ConfigError> {
                 )
             })
         },
-        |raw| {
-            invalid(
-                "max_body_bytes",
-                "max-body-bytes",
-                "CAIRN_MAX_BODY_BYTES",
-                raw,
-                "expected a number of bytes",
-            )
-        },
+        |raw| invalid("max_body_bytes", "max-body-bytes", "CAIRN_MAX_BODY_BYTES", raw, "expected a number of bytes"),
     )?;
     let timeout = number(
         args.request_timeout_secs.as_deref(),
@@ -343,28 +286,15 @@ pub fn resolve_serve(args: &ServeArgs) -> Result<ResolvedServe, ConfigError> {
     server.max_body_bytes = usize::try_from(max_body_bytes).unwrap_or(usize::MAX);
     server.request_timeout = Duration::from_secs(timeout);
     server.jwt_secret = secret_from_env("CAIRN_JWT_SECRET")?;
-    if server
-        .jwt_secret
-        .as_ref()
-        .is_some_and(|s| s.expose().len() < 32)
-    {
-        return Err(ConfigError(
-            "invalid CAIRN_JWT_SECRET: use at least 32 characters".into(),
-        ));
+    if server.jwt_secret.as_ref().is_some_and(|s| s.expose().len() < 32) {
+        return Err(ConfigError("invalid CAIRN_JWT_SECRET: use at least 32 characters".into()));
     }
     let admin_password = secret_from_env("CAIRN_ADMIN_PASSWORD")?;
     if let Some(p) = &admin_password {
         cairn_core::Password::parse(p.expose())
             .map_err(|e| ConfigError(format!("invalid CAIRN_ADMIN_PASSWORD: {e}")))?;
     }
-    Ok(ResolvedServe {
-        data,
-        server,
-        storage_url,
-        executor,
-        log_format,
-        admin_password,
-    })
+    Ok(ResolvedServe { data, server, storage_url, executor, log_format, admin_password })
 }
 
 /// A number from a flag/env string, else the file, else the default, checked by `check`.
@@ -394,18 +324,12 @@ mod tests {
     fn defaults_are_the_documented_ones() {
         let dir = tempfile::tempdir().expect("tempdir");
         let args = ServeArgs {
-            data: DataArgs {
-                data_dir: Some(dir.path().into()),
-                ..Default::default()
-            },
+            data: DataArgs { data_dir: Some(dir.path().into()), ..Default::default() },
             ..Default::default()
         };
         let resolved = serve(args).expect("valid");
         assert_eq!(resolved.server.listen.to_string(), "127.0.0.1:8080");
-        assert!(
-            resolved.storage_url.starts_with("file:///")
-                && resolved.storage_url.ends_with("/artifacts")
-        );
+        assert!(resolved.storage_url.starts_with("file:///") && resolved.storage_url.ends_with("/artifacts"));
         assert_eq!(resolved.executor, ExecutorKind::Local);
         assert!(matches!(resolved.data.database, Database::Embedded { .. }));
     }
@@ -414,21 +338,9 @@ mod tests {
     fn flags_win_over_the_file() {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("cairn.toml");
-        std::fs::write(
-            &file,
-            "listen = \"127.0.0.1:9000\"\nlog_format = \"json\"\n",
-        )
-        .expect("write");
-        let data = DataArgs {
-            config: Some(file),
-            data_dir: Some(dir.path().into()),
-            database_url: None,
-        };
-        let args = ServeArgs {
-            data,
-            listen: Some("127.0.0.1:9100".into()),
-            ..Default::default()
-        };
+        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\nlog_format = \"json\"\n").expect("write");
+        let data = DataArgs { config: Some(file), data_dir: Some(dir.path().into()), database_url: None };
+        let args = ServeArgs { data, listen: Some("127.0.0.1:9100".into()), ..Default::default() };
         let resolved = serve(args).expect("valid");
         assert_eq!(resolved.server.listen.port(), 9100, "flag beats file");
         assert_eq!(resolved.log_format, LogFormat::Json, "file beats default");
@@ -437,41 +349,11 @@ mod tests {
     #[test]
     fn wrong_values_name_the_setting_and_what_is_accepted() {
         let cases = [
-            (
-                ServeArgs {
-                    listen: Some("nowhere".into()),
-                    ..Default::default()
-                },
-                "`listen`",
-            ),
-            (
-                ServeArgs {
-                    executor: Some("slurm".into()),
-                    ..Default::default()
-                },
-                "expected local or kubernetes",
-            ),
-            (
-                ServeArgs {
-                    storage_url: Some("ftp://x".into()),
-                    ..Default::default()
-                },
-                "`storage_url`",
-            ),
-            (
-                ServeArgs {
-                    max_body_bytes: Some("lots".into()),
-                    ..Default::default()
-                },
-                "`max_body_bytes`",
-            ),
-            (
-                ServeArgs {
-                    log_format: Some("xml".into()),
-                    ..Default::default()
-                },
-                "expected text or json",
-            ),
+            (ServeArgs { listen: Some("nowhere".into()), ..Default::default() }, "`listen`"),
+            (ServeArgs { executor: Some("slurm".into()), ..Default::default() }, "expected local or kubernetes"),
+            (ServeArgs { storage_url: Some("ftp://x".into()), ..Default::default() }, "`storage_url`"),
+            (ServeArgs { max_body_bytes: Some("lots".into()), ..Default::default() }, "`max_body_bytes`"),
+            (ServeArgs { log_format: Some("xml".into()), ..Default::default() }, "expected text or json"),
         ];
         for (args, needle) in cases {
             let err = serve(args).expect_err(needle).to_string();
@@ -485,16 +367,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("cairn.toml");
         std::fs::write(&file, "lisen = \"x\"\n").expect("write");
-        let data = DataArgs {
-            config: Some(file),
-            ..Default::default()
-        };
-        let err = serve(ServeArgs {
-            data,
-            ..Default::default()
-        })
-        .expect_err("unknown key")
-        .to_string();
+        let data = DataArgs { config: Some(file), ..Default::default() };
+        let err = serve(ServeArgs { data, ..Default::default() }).expect_err("unknown key").to_string();
         assert!(err.contains("lisen"), "{err}");
     }
 }

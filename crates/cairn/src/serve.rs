@@ -19,20 +19,14 @@ use crate::telemetry;
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let resolved = config::resolve_serve(&args)?;
     telemetry::init(resolved.log_format);
-    std::fs::create_dir_all(&resolved.data.data_dir).with_context(|| {
-        format!(
-            "cannot create data directory {}",
-            resolved.data.data_dir.display()
-        )
-    })?;
+    std::fs::create_dir_all(&resolved.data.data_dir)
+        .with_context(|| format!("cannot create data directory {}", resolved.data.data_dir.display()))?;
     let lock = DataDirLock::acquire(&resolved.data.data_dir)?;
     let (db, embedded) = open_database(&resolved.data, true).await?;
     db.migrate().await.context("applying database migrations")?;
 
     let password_file = resolved.data.data_dir.join("initial-admin-password");
-    match accounts::bootstrap_admin(&db, resolved.admin_password.as_ref().map(|s| s.expose()))
-        .await?
-    {
+    match accounts::bootstrap_admin(&db, resolved.admin_password.as_ref().map(|s| s.expose())).await? {
         Bootstrap::Existing => {}
         Bootstrap::FromConfig => {
             tracing::info!("created user admin with the password from CAIRN_ADMIN_PASSWORD")
@@ -40,10 +34,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         Bootstrap::Generated(password) => {
             write_private(&password_file, &format!("{password}\n"))?;
             println!("Created user `admin` with password: {password}");
-            println!(
-                "(also saved to {}, readable only by you; this is shown once)",
-                password_file.display()
-            );
+            println!("(also saved to {}, readable only by you; this is shown once)", password_file.display());
         }
     }
     if resolved.executor == ExecutorKind::Kubernetes {
@@ -51,18 +42,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
 
     let storage = Storage::from_url(&resolved.storage_url)?;
-    storage
-        .check()
-        .await
-        .with_context(|| format!("artifact storage {} is not reachable", resolved.storage_url))?;
+    storage.check().await.with_context(|| format!("artifact storage {} is not reachable", resolved.storage_url))?;
     let app = Application::build(resolved.server, db.clone(), storage).await?;
     let url = format!("http://{}", app.local_addr());
     println!("Cairn is listening on {url}");
     if password_file.exists() {
-        println!(
-            "Log in as `admin`; the initial password is in {}",
-            password_file.display()
-        );
+        println!("Log in as `admin`; the initial password is in {}", password_file.display());
     }
     tracing::info!(%url, data_dir = %resolved.data.data_dir.display(), "cairn started");
 
@@ -70,10 +55,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     tracing::info!("shutting down");
     db.pool.close().await;
     if let Some(embedded) = embedded {
-        embedded
-            .stop()
-            .await
-            .context("stopping the embedded PostgreSQL cluster")?;
+        embedded.stop().await.context("stopping the embedded PostgreSQL cluster")?;
     }
     drop(lock);
     served.context("serving HTTP")?;

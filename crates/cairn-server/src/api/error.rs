@@ -19,12 +19,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            detail: detail.into(),
-            challenge: false,
-            retry_after: None,
-        }
+        ApiError { status, detail: detail.into(), challenge: false, retry_after: None }
     }
 
     pub fn bad_request(detail: impl Into<String>) -> Self {
@@ -41,10 +36,7 @@ impl ApiError {
 
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal server error; the details are in the server log",
-        )
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal server error; the details are in the server log")
     }
 }
 
@@ -59,10 +51,7 @@ impl IntoResponse for ApiError {
         });
         let mut response = (self.status, body.to_string()).into_response();
         let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         if self.challenge {
             headers.insert(
                 header::WWW_AUTHENTICATE,
@@ -80,15 +69,11 @@ impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
         match e {
             AuthError::Internal(cause) => ApiError::internal(cause),
-            AuthError::RateLimited(secs) => ApiError {
-                retry_after: Some(secs),
-                ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, e.to_string())
-            },
+            AuthError::RateLimited(secs) => {
+                ApiError { retry_after: Some(secs), ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, e.to_string()) }
+            }
             AuthError::Malformed(_) => ApiError::bad_request(e.to_string()),
-            other => ApiError {
-                challenge: true,
-                ..ApiError::new(StatusCode::UNAUTHORIZED, other.to_string())
-            },
+            other => ApiError { challenge: true, ..ApiError::new(StatusCode::UNAUTHORIZED, other.to_string()) },
         }
     }
 }

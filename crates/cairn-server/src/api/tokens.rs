@@ -67,35 +67,23 @@ pub async fn create(
     ApiJson(body): ApiJson<CreateToken>,
 ) -> Result<Response, ApiError> {
     if body.expires_in_days == Some(0) || body.expires_in_days.is_some_and(|d| d > 3650) {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "expires_in_days must be between 1 and 3650",
-        ));
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "expires_in_days must be between 1 and 3650"));
     }
     let owner = users::find_by_id(&state.db.pool, principal.user_id)
         .await?
         .ok_or_else(|| ApiError::not_found("your account no longer exists"))?;
     // A read-only credential cannot mint a token that writes.
-    let scope = match (
-        body.scope.unwrap_or(TokenScope::Write),
-        principal.can_write(),
-    ) {
+    let scope = match (body.scope.unwrap_or(TokenScope::Write), principal.can_write()) {
         (TokenScope::Write, false) => TokenScope::Read,
         (scope, _) => scope,
     };
     let request = TokenRequest {
         name: &body.name,
         scope,
-        expires_at: body
-            .expires_in_days
-            .map(|d| Utc::now() + Duration::days(i64::from(d))),
+        expires_at: body.expires_in_days.map(|d| Utc::now() + Duration::days(i64::from(d))),
     };
-    let issued =
-        accounts::create_token(&state.db, &state.token_keys, &actor, &owner, request).await?;
-    let body = CreatedToken {
-        token: issued.token,
-        info: issued.row.into(),
-    };
+    let issued = accounts::create_token(&state.db, &state.token_keys, &actor, &owner, request).await?;
+    let body = CreatedToken { token: issued.token, info: issued.row.into() };
     Ok((StatusCode::CREATED, Extension(Audited), Json(body)).into_response())
 }
 
@@ -114,8 +102,7 @@ pub async fn revoke(
     actor: Actor,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let id = Uuid::parse_str(&id)
-        .map_err(|_| ApiError::bad_request(format!("{id:?} is not a token id (a UUID)")))?;
+    let id = Uuid::parse_str(&id).map_err(|_| ApiError::bad_request(format!("{id:?} is not a token id (a UUID)")))?;
     let row = accounts::revoke_token(&state.db, &actor, id, principal.is_admin()).await?;
     Ok((Extension(Audited), Json(TokenView::from(row))).into_response())
 }

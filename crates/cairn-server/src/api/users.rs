@@ -25,22 +25,13 @@ pub struct UserView {
 
 impl From<UserRow> for UserView {
     fn from(row: UserRow) -> Self {
-        UserView {
-            role: row.role(),
-            username: row.username,
-            disabled: row.disabled,
-            created_at: row.created_at,
-        }
+        UserView { role: row.role(), username: row.username, disabled: row.disabled, created_at: row.created_at }
     }
 }
 
 /// Admin role; whether the credential may write is the guard's business.
 fn require_admin(principal: &Principal) -> Result<(), ApiError> {
-    if principal.role == Role::Admin {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden("only admins manage users"))
-    }
+    if principal.role == Role::Admin { Ok(()) } else { Err(ApiError::forbidden("only admins manage users")) }
 }
 
 pub async fn me(
@@ -79,14 +70,8 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     require_admin(&principal)?;
     let role = body.role.unwrap_or(Role::Member);
-    let row =
-        accounts::create_user(&state.db, &actor, &body.username, &body.password, role).await?;
-    Ok((
-        StatusCode::CREATED,
-        Extension(Audited),
-        Json(UserView::from(row)),
-    )
-        .into_response())
+    let row = accounts::create_user(&state.db, &actor, &body.username, &body.password, role).await?;
+    Ok((StatusCode::CREATED, Extension(Audited), Json(UserView::from(row))).into_response())
 }
 
 #[derive(Deserialize)]
@@ -106,9 +91,7 @@ pub async fn update(
 ) -> Result<Response, ApiError> {
     require_admin(&principal)?;
     if body.role.is_none() && body.disabled.is_none() && body.password.is_none() {
-        return Err(ApiError::bad_request(
-            "nothing to change: give role, disabled or password",
-        ));
+        return Err(ApiError::bad_request("nothing to change: give role, disabled or password"));
     }
     if let Some(role) = body.role {
         accounts::set_role(&state.db, &actor, &username, role).await?;

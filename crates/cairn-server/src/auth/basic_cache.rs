@@ -15,10 +15,7 @@ pub struct BasicAuthCache {
 
 impl Default for BasicAuthCache {
     fn default() -> Self {
-        BasicAuthCache {
-            ttl: Duration::from_secs(300),
-            entries: Mutex::new(HashMap::new()),
-        }
+        BasicAuthCache { ttl: Duration::from_secs(300), entries: Mutex::new(HashMap::new()) }
     }
 }
 

@@ -27,9 +27,7 @@ use crate::state::AppState;
 /// Why a request could not be authenticated. The message is safe to show the caller.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
-    #[error(
-        "authentication required: send an API token (Authorization: Bearer ...) or HTTP Basic credentials"
-    )]
+    #[error("authentication required: send an API token (Authorization: Bearer ...) or HTTP Basic credentials")]
     Missing,
     #[error("invalid or expired API token")]
     BadToken,
@@ -57,12 +55,8 @@ pub async fn from_authorization(
     let Some(value) = headers.get(AUTHORIZATION) else {
         return Ok(None);
     };
-    let value = value
-        .to_str()
-        .map_err(|_| AuthError::Malformed("not ASCII"))?;
-    let (scheme, rest) = value
-        .split_once(' ')
-        .ok_or(AuthError::Malformed("expected '<scheme> <credentials>'"))?;
+    let value = value.to_str().map_err(|_| AuthError::Malformed("not ASCII"))?;
+    let (scheme, rest) = value.split_once(' ').ok_or(AuthError::Malformed("expected '<scheme> <credentials>'"))?;
     let rest = rest.trim();
     if scheme.eq_ignore_ascii_case("bearer") {
         return authenticate_token(state, rest).await.map(Some);
@@ -71,27 +65,19 @@ pub async fn from_authorization(
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(rest)
             .map_err(|_| AuthError::Malformed("Basic credentials are not base64"))?;
-        let decoded = String::from_utf8(decoded)
-            .map_err(|_| AuthError::Malformed("Basic credentials are not UTF-8"))?;
-        let (username, password) = decoded
-            .split_once(':')
-            .ok_or(AuthError::Malformed("Basic credentials lack ':'"))?;
-        return authenticate_password(state, username, password, client_ip)
-            .await
-            .map(Some);
+        let decoded =
+            String::from_utf8(decoded).map_err(|_| AuthError::Malformed("Basic credentials are not UTF-8"))?;
+        let (username, password) = decoded.split_once(':').ok_or(AuthError::Malformed("Basic credentials lack ':'"))?;
+        return authenticate_password(state, username, password, client_ip).await.map(Some);
     }
-    Err(AuthError::Malformed(
-        "unsupported scheme; use Bearer or Basic",
-    ))
+    Err(AuthError::Malformed("unsupported scheme; use Bearer or Basic"))
 }
 
 /// Verifies a signed API token and checks its stored row: not revoked, not expired, owner
 /// enabled. One indexed query per request.
 pub async fn authenticate_token(state: &AppState, token: &str) -> Result<Principal, AuthError> {
     let claims = state.token_keys.decode(token).ok_or(AuthError::BadToken)?;
-    let (row, user) = token_repo::find_with_user(&state.db.pool, claims.jti)
-        .await?
-        .ok_or(AuthError::BadToken)?;
+    let (row, user) = token_repo::find_with_user(&state.db.pool, claims.jti).await?.ok_or(AuthError::BadToken)?;
     if row.user_id.to_string() != claims.sub {
         return Err(AuthError::BadToken);
     }
@@ -105,10 +91,7 @@ pub async fn authenticate_token(state: &AppState, token: &str) -> Result<Princip
         return Err(AuthError::Disabled);
     }
     // Keep last_used_at roughly current without a write on every request.
-    if row
-        .last_used_at
-        .is_none_or(|at| Utc::now() - at > chrono::Duration::minutes(1))
-    {
+    if row.last_used_at.is_none_or(|at| Utc::now() - at > chrono::Duration::minutes(1)) {
         let pool = state.db.pool.clone();
         tokio::spawn(async move {
             if let Err(e) = token_repo::touch_last_used(&pool, row.id).await {
@@ -140,19 +123,11 @@ pub async fn authenticate_password(
     }
     let user = users::find_by_name(&state.db.pool, username).await?;
     let verified = match &user {
-        Some(user)
-            if state
-                .basic_cache
-                .contains(username, password, &user.password_hash) =>
-        {
-            true
-        }
+        Some(user) if state.basic_cache.contains(username, password, &user.password_hash) => true,
         Some(user) => {
             let ok = verify_password(password, &user.password_hash).await;
             if ok {
-                state
-                    .basic_cache
-                    .insert(username, password, &user.password_hash);
+                state.basic_cache.insert(username, password, &user.password_hash);
             }
             ok
         }

@@ -6,7 +6,8 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use rand::RngCore;
 
 /// A valid hash of a random password, used to spend the same time on unknown user names.
-pub(super) const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$2a0J4sGq3ULXz3G7L7n2jJfJ+9QwQvYt8U2yE0J3Z6A";
+pub(super) const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$2a0J4sGq3ULXz3G7L7n2jJfJ+9QwQvYt8U2yE0J3Z6A";
 
 pub async fn hash_password(password: &str) -> Result<String, argon2::password_hash::Error> {
     let password = password.to_owned();
@@ -14,9 +15,7 @@ pub async fn hash_password(password: &str) -> Result<String, argon2::password_ha
         let mut salt = [0u8; 16];
         rand::rng().fill_bytes(&mut salt);
         let salt = SaltString::encode_b64(&salt)?;
-        Ok(Argon2::default()
-            .hash_password(password.as_bytes(), &salt)?
-            .to_string())
+        Ok(Argon2::default().hash_password(password.as_bytes(), &salt)?.to_string())
     })
     .await
     .unwrap_or(Err(argon2::password_hash::Error::Crypto))
@@ -28,11 +27,7 @@ pub async fn verify_password(password: &str, hash: &str) -> bool {
     let hash = hash.to_owned();
     tokio::task::spawn_blocking(move || {
         PasswordHash::new(&hash)
-            .map(|parsed| {
-                Argon2::default()
-                    .verify_password(password.as_bytes(), &parsed)
-                    .is_ok()
-            })
+            .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
             .unwrap_or(false)
     })
     .await
@@ -50,9 +45,6 @@ mod tests {
         assert!(verify_password("correct horse", &hash).await);
         assert!(!verify_password("wrong horse", &hash).await);
         assert!(!verify_password("x", "not a hash").await);
-        assert!(
-            PasswordHash::new(DUMMY_HASH).is_ok(),
-            "dummy hash must parse so it costs real time"
-        );
+        assert!(PasswordHash::new(DUMMY_HASH).is_ok(), "dummy hash must parse so it costs real time");
     }
 }

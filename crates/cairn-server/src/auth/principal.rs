@@ -31,13 +31,7 @@ impl Principal {
     /// Whether this caller may change data: members and admins, unless they came with a
     /// read-only token.
     pub fn can_write(&self) -> bool {
-        let token_allows = !matches!(
-            self.credential,
-            Credential::Token {
-                scope: TokenScope::Read,
-                ..
-            }
-        );
+        let token_allows = !matches!(self.credential, Credential::Token { scope: TokenScope::Read, .. });
         self.role >= Role::Member && token_allows
     }
 

@@ -20,34 +20,23 @@ impl Default for LoginLimiter {
 
 impl LoginLimiter {
     pub fn new(window: Duration, max_per_account: usize, max_per_client: usize) -> Self {
-        LoginLimiter {
-            window,
-            max_per_account,
-            max_per_client,
-            failures: Mutex::new(HashMap::new()),
-        }
+        LoginLimiter { window, max_per_account, max_per_client, failures: Mutex::new(HashMap::new()) }
     }
 
     /// How long the caller must wait, if it is over a limit.
     pub fn blocked_for(&self, account_key: &str, client_key: &str) -> Option<Duration> {
         let now = Instant::now();
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        [
-            (account_key, self.max_per_account),
-            (client_key, self.max_per_client),
-        ]
-        .into_iter()
-        .filter_map(|(key, max)| {
-            let times = map.get_mut(key)?;
-            while times
-                .front()
-                .is_some_and(|t| now.duration_since(*t) > self.window)
-            {
-                times.pop_front();
-            }
-            (times.len() >= max).then(|| self.window.saturating_sub(now.duration_since(times[0])))
-        })
-        .max()
+        [(account_key, self.max_per_account), (client_key, self.max_per_client)]
+            .into_iter()
+            .filter_map(|(key, max)| {
+                let times = map.get_mut(key)?;
+                while times.front().is_some_and(|t| now.duration_since(*t) > self.window) {
+                    times.pop_front();
+                }
+                (times.len() >= max).then(|| self.window.saturating_sub(now.duration_since(times[0])))
+            })
+            .max()
     }
 
     pub fn record_failure(&self, account_key: &str, client_key: &str) {
@@ -58,19 +47,12 @@ impl LoginLimiter {
         }
         // Bound memory under a flood of distinct keys.
         if map.len() > 100_000 {
-            map.retain(|_, times| {
-                times
-                    .back()
-                    .is_some_and(|t| now.duration_since(*t) <= self.window)
-            });
+            map.retain(|_, times| times.back().is_some_and(|t| now.duration_since(*t) <= self.window));
         }
     }
 
     pub fn clear(&self, account_key: &str) {
-        self.failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(account_key);
+        self.failures.lock().unwrap_or_else(|p| p.into_inner()).remove(account_key);
     }
 }
 
@@ -86,16 +68,10 @@ mod tests {
             limiter.record_failure("ip|bob", "ip");
         }
         assert!(limiter.blocked_for("ip|bob", "ip").is_some());
-        assert!(
-            limiter.blocked_for("ip|alice", "ip").is_none(),
-            "other account still allowed"
-        );
+        assert!(limiter.blocked_for("ip|alice", "ip").is_none(), "other account still allowed");
         limiter.record_failure("ip|alice", "ip");
         limiter.record_failure("ip|carol", "ip");
-        assert!(
-            limiter.blocked_for("ip|dave", "ip").is_some(),
-            "client over its own limit"
-        );
+        assert!(limiter.blocked_for("ip|dave", "ip").is_some(), "client over its own limit");
         assert!(limiter.blocked_for("other|dave", "other").is_none());
         limiter.clear("ip|bob");
     }

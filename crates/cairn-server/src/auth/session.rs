@@ -44,21 +44,11 @@ fn cookie(state: &AppState, name: &'static str, value: String) -> Cookie<'static
 /// Starts a session for the user and returns the jar with its cookie set.
 pub async fn start(state: &AppState, jar: CookieJar, user_id: i64) -> Result<CookieJar, DbError> {
     let secret = random_token();
-    let ttl =
-        chrono::Duration::from_std(state.config.session_ttl).unwrap_or(chrono::Duration::hours(12));
-    sessions::insert(
-        &state.db.pool,
-        &secret_hash(&secret),
-        user_id,
-        &random_token(),
-        Utc::now() + ttl,
-    )
-    .await?;
+    let ttl = chrono::Duration::from_std(state.config.session_ttl).unwrap_or(chrono::Duration::hours(12));
+    sessions::insert(&state.db.pool, &secret_hash(&secret), user_id, &random_token(), Utc::now() + ttl).await?;
     let mut session_cookie = cookie(state, SESSION_COOKIE, secret);
     session_cookie.set_max_age(Some(time_duration(ttl)));
-    Ok(jar
-        .add(session_cookie)
-        .remove(Cookie::build(LOGIN_CSRF_COOKIE).path("/")))
+    Ok(jar.add(session_cookie).remove(Cookie::build(LOGIN_CSRF_COOKIE).path("/")))
 }
 
 fn time_duration(d: chrono::Duration) -> cookie::time::Duration {
@@ -71,16 +61,12 @@ pub async fn current(state: &AppState, jar: &CookieJar) -> Result<Option<Princip
         return Ok(None);
     };
     let found = sessions::find_live(&state.db.pool, &secret_hash(cookie.value())).await?;
-    Ok(found
-        .filter(|(_, user)| !user.disabled)
-        .map(|(session, user)| Principal {
-            user_id: user.id,
-            role: user.role(),
-            username: user.username,
-            credential: Credential::Session {
-                csrf_token: session.csrf_token,
-            },
-        }))
+    Ok(found.filter(|(_, user)| !user.disabled).map(|(session, user)| Principal {
+        user_id: user.id,
+        role: user.role(),
+        username: user.username,
+        credential: Credential::Session { csrf_token: session.csrf_token },
+    }))
 }
 
 /// Ends the session named by the cookie (if any) and clears the cookie.
@@ -100,10 +86,7 @@ pub fn login_csrf(state: &AppState, jar: CookieJar) -> (CookieJar, String) {
         }
         _ => {
             let value = random_token();
-            (
-                jar.add(cookie(state, LOGIN_CSRF_COOKIE, value.clone())),
-                value,
-            )
+            (jar.add(cookie(state, LOGIN_CSRF_COOKIE, value.clone())), value)
         }
     }
 }
@@ -111,9 +94,7 @@ pub fn login_csrf(state: &AppState, jar: CookieJar) -> (CookieJar, String) {
 /// Constant-time comparison of a submitted CSRF token with the expected one.
 pub fn csrf_matches(submitted: &str, expected: &str) -> bool {
     let (a, b) = (submitted.as_bytes(), expected.as_bytes());
-    !b.is_empty()
-        && a.len() == b.len()
-        && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    !b.is_empty() && a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]
@@ -125,9 +106,6 @@ mod tests {
         assert!(csrf_matches("abc", "abc"));
         assert!(!csrf_matches("abd", "abc"));
         assert!(!csrf_matches("ab", "abc"));
-        assert!(
-            !csrf_matches("", ""),
-            "an empty expected token never matches"
-        );
+        assert!(!csrf_matches("", ""), "an empty expected token never matches");
     }
 }

@@ -59,11 +59,7 @@ impl TokenKeys {
         validation.required_spec_claims.clear();
         validation.set_issuer(&[ISSUER]);
         validation.leeway = 0;
-        TokenKeys {
-            encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
-            validation,
-        }
+        TokenKeys { encoding: EncodingKey::from_secret(secret), decoding: DecodingKey::from_secret(secret), validation }
     }
 
     pub fn encode(
@@ -73,21 +69,13 @@ impl TokenKeys {
         iat: i64,
         exp: Option<i64>,
     ) -> Result<String, jsonwebtoken::errors::Error> {
-        let claims = TokenClaims {
-            sub: user_id.to_string(),
-            jti,
-            iss: ISSUER.into(),
-            iat,
-            exp,
-        };
+        let claims = TokenClaims { sub: user_id.to_string(), jti, iss: ISSUER.into(), iat, exp };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
     }
 
     /// None for anything that is not a well-signed, unexpired Cairn token.
     pub fn decode(&self, token: &str) -> Option<TokenClaims> {
-        jsonwebtoken::decode::<TokenClaims>(token, &self.decoding, &self.validation)
-            .ok()
-            .map(|data| data.claims)
+        jsonwebtoken::decode::<TokenClaims>(token, &self.decoding, &self.validation).ok().map(|data| data.claims)
     }
 }
 
@@ -106,9 +94,7 @@ mod tests {
 
         let other = TokenKeys::new(b"another secret another secret!!!");
         assert!(other.decode(&token).is_none(), "wrong key");
-        let expired = keys
-            .encode(7, jti, now - 100, Some(now - 10))
-            .expect("encodes");
+        let expired = keys.encode(7, jti, now - 100, Some(now - 10)).expect("encodes");
         assert!(keys.decode(&expired).is_none(), "expired");
         assert!(keys.decode("garbage").is_none());
     }

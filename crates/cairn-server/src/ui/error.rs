@@ -26,10 +26,7 @@ struct ErrorPage<'a> {
 
 impl HtmlError {
     pub fn page(status: StatusCode, message: impl Into<String>) -> Self {
-        HtmlError::Page {
-            status,
-            message: message.into(),
-        }
+        HtmlError::Page { status, message: message.into() }
     }
 
     pub fn internal(cause: impl std::fmt::Display) -> Self {
@@ -73,8 +70,5 @@ impl IntoResponse for HtmlError {
 }
 
 pub async fn not_found(uri: axum::http::Uri) -> HtmlError {
-    HtmlError::page(
-        StatusCode::NOT_FOUND,
-        format!("There is no page at {}.", uri.path()),
-    )
+    HtmlError::page(StatusCode::NOT_FOUND, format!("There is no page at {}.", uri.path()))
 }

@@ -46,12 +46,7 @@ pub async fn form(
         return Ok(Redirect::to(safe_next(q.next.as_deref())).into_response());
     }
     let (jar, csrf) = session::login_csrf(&state, jar);
-    let page = LoginPage {
-        csrf_token: &csrf,
-        next: safe_next(q.next.as_deref()),
-        username: "",
-        error: None,
-    };
+    let page = LoginPage { csrf_token: &csrf, next: safe_next(q.next.as_deref()), username: "", error: None };
     Ok((jar, render(&page)?).into_response())
 }
 
@@ -69,10 +64,7 @@ pub async fn submit(
     jar: CookieJar,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, HtmlError> {
-    let expected = jar
-        .get(session::LOGIN_CSRF_COOKIE)
-        .map(|c| c.value().to_owned())
-        .unwrap_or_default();
+    let expected = jar.get(session::LOGIN_CSRF_COOKIE).map(|c| c.value().to_owned()).unwrap_or_default();
     let next = safe_next(form.next.as_deref()).to_owned();
     let note = |outcome: &str| AuditNote {
         action: "session.login".into(),
@@ -88,22 +80,9 @@ pub async fn submit(
             username: &form.username,
             error: Some("Your login form expired. Please try again."),
         };
-        return Ok((
-            StatusCode::FORBIDDEN,
-            jar,
-            Extension(note("csrf_rejected")),
-            render(&page)?,
-        )
-            .into_response());
+        return Ok((StatusCode::FORBIDDEN, jar, Extension(note("csrf_rejected")), render(&page)?).into_response());
     }
-    match auth::authenticate_password(
-        &state,
-        &form.username,
-        &form.password,
-        &peer.ip().to_string(),
-    )
-    .await
-    {
+    match auth::authenticate_password(&state, &form.username, &form.password, &peer.ip().to_string()).await {
         Ok(principal) => {
             let jar = session::start(&state, jar, principal.user_id).await?;
             Ok((jar, Extension(note("success")), Redirect::to(&next)).into_response())
@@ -116,12 +95,7 @@ pub async fn submit(
             };
             let message = e.to_string();
             let (jar, csrf) = session::login_csrf(&state, jar);
-            let page = LoginPage {
-                csrf_token: &csrf,
-                next: &next,
-                username: &form.username,
-                error: Some(&message),
-            };
+            let page = LoginPage { csrf_token: &csrf, next: &next, username: &form.username, error: Some(&message) };
             Ok((status, jar, Extension(note("failed")), render(&page)?).into_response())
         }
     }

@@ -61,10 +61,7 @@ async fn home(
     user: SessionUser,
     axum::extract::State(state): axum::extract::State<AppState>,
 ) -> Result<Html<String>, HtmlError> {
-    render(&HomePage {
-        header: Header::from(&user),
-        tracking_uri: public_url(&state),
-    })
+    render(&HomePage { header: Header::from(&user), tracking_uri: public_url(&state) })
 }
 
 /// The URL users reach this server at.

@@ -32,30 +32,16 @@ impl SessionUser {
 impl FromRequestParts<AppState> for SessionUser {
     type Rejection = HtmlError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let jar = CookieJar::from_headers(&parts.headers);
-        let next = parts
-            .uri
-            .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .to_owned();
-        let principal = session::current(state, &jar)
-            .await?
-            .ok_or(HtmlError::Login { next })?;
+        let next = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+        let principal = session::current(state, &jar).await?.ok_or(HtmlError::Login { next })?;
         let Credential::Session { csrf_token } = &principal.credential else {
-            return Err(HtmlError::internal(
-                "session principal without session credential",
-            ));
+            return Err(HtmlError::internal("session principal without session credential"));
         };
         let csrf_token = csrf_token.clone();
         ActorSlot::fill(&parts.extensions, &principal);
         parts.extensions.insert(principal.clone());
-        Ok(SessionUser {
-            principal,
-            csrf_token,
-        })
+        Ok(SessionUser { principal, csrf_token })
     }
 }

@@ -38,10 +38,7 @@ struct TokensPage {
 }
 
 fn when(at: Option<chrono::DateTime<Utc>>, none: &str) -> String {
-    at.map_or_else(
-        || none.to_owned(),
-        |t| t.format("%Y-%m-%d %H:%M UTC").to_string(),
-    )
+    at.map_or_else(|| none.to_owned(), |t| t.format("%Y-%m-%d %H:%M UTC").to_string())
 }
 
 async fn render_page(
@@ -63,18 +60,8 @@ async fn render_page(
             revoked: r.revoked_at.is_some(),
         })
         .collect();
-    let status = if error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
-    let page = TokensPage {
-        header: Header::from(user),
-        tokens,
-        new_token,
-        tracking_uri: public_url(state),
-        error,
-    };
+    let status = if error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
+    let page = TokensPage { header: Header::from(user), tokens, new_token, tracking_uri: public_url(state), error };
     Ok((status, render(&page)?).into_response())
 }
 
@@ -96,12 +83,7 @@ pub async fn create(
     Form(form): Form<CreateForm>,
 ) -> Result<Response, HtmlError> {
     user.check_csrf(&form.csrf_token)?;
-    let days = match form
-        .expires_in_days
-        .as_deref()
-        .map(str::trim)
-        .filter(|d| !d.is_empty())
-    {
+    let days = match form.expires_in_days.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
         None => None,
         Some(d) => match d.parse::<u32>() {
             Ok(days @ 1..=3650) => Some(days),
@@ -110,9 +92,7 @@ pub async fn create(
                     &state,
                     &user,
                     None,
-                    Some(
-                        "Expiry must be a number of days from 1 to 3650, or empty for none.".into(),
-                    ),
+                    Some("Expiry must be a number of days from 1 to 3650, or empty for none.".into()),
                 )
                 .await;
             }
@@ -121,16 +101,9 @@ pub async fn create(
     let owner = users::find_by_id(&state.db.pool, user.principal.user_id)
         .await?
         .ok_or_else(|| HtmlError::page(StatusCode::NOT_FOUND, "Your account no longer exists."))?;
-    let scope = if user.principal.can_write() {
-        TokenScope::Write
-    } else {
-        TokenScope::Read
-    };
-    let request = TokenRequest {
-        name: &form.name,
-        scope,
-        expires_at: days.map(|d| Utc::now() + Duration::days(i64::from(d))),
-    };
+    let scope = if user.principal.can_write() { TokenScope::Write } else { TokenScope::Read };
+    let request =
+        TokenRequest { name: &form.name, scope, expires_at: days.map(|d| Utc::now() + Duration::days(i64::from(d))) };
     match accounts::create_token(&state.db, &state.token_keys, &actor, &owner, request).await {
         Ok(issued) => {
             let response = render_page(&state, &user, Some(issued.token), None).await?;
@@ -154,13 +127,10 @@ pub async fn revoke(
     Form(form): Form<RevokeForm>,
 ) -> Result<Response, HtmlError> {
     user.check_csrf(&form.csrf_token)?;
-    let id = Uuid::parse_str(&id)
-        .map_err(|_| HtmlError::page(StatusCode::NOT_FOUND, "No such token."))?;
+    let id = Uuid::parse_str(&id).map_err(|_| HtmlError::page(StatusCode::NOT_FOUND, "No such token."))?;
     match accounts::revoke_token(&state.db, &actor, id, false).await {
         Ok(_) => Ok((Extension(Audited), Redirect::to("/settings/tokens")).into_response()),
-        Err(AccountError::NotFound(_)) => {
-            Err(HtmlError::page(StatusCode::NOT_FOUND, "No such token."))
-        }
+        Err(AccountError::NotFound(_)) => Err(HtmlError::page(StatusCode::NOT_FOUND, "No such token.")),
         Err(e) => Err(HtmlError::internal(e)),
     }
 }

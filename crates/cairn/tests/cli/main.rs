@@ -40,18 +40,11 @@ pub struct Server {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
 impl Server {
-    #[expect(
-        clippy::zombie_processes,
-        reason = "the child is owned by Server, whose Drop kills and reaps it"
-    )]
+    #[expect(clippy::zombie_processes, reason = "the child is owned by Server, whose Drop kills and reaps it")]
     pub fn start(data_dir: &Path, envs: &[(&str, &str)]) -> Server {
         let port = free_port();
         let mut child = Command::new(BIN)
@@ -77,11 +70,7 @@ impl Server {
                 .recv_timeout(deadline.saturating_duration_since(Instant::now()))
                 .expect("cairn serve printed its URL in time");
             if let Some(url) = line.strip_prefix("Cairn is listening on ") {
-                return Server {
-                    child,
-                    url: url.trim().to_owned(),
-                    data_dir: data_dir.to_owned(),
-                };
+                return Server { child, url: url.trim().to_owned(), data_dir: data_dir.to_owned() };
             }
         }
     }
@@ -91,10 +80,7 @@ impl Server {
         // SAFETY: kill(2) on our own child's pid.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let status = self.child.wait().expect("wait");
-        assert!(
-            status.success(),
-            "cairn serve exits 0 on SIGTERM, got {status}"
-        );
+        assert!(status.success(), "cairn serve exits 0 on SIGTERM, got {status}");
         let pid_file = self.data_dir.join("pg").join("postmaster.pid");
         assert!(!pid_file.exists(), "the embedded cluster was stopped");
     }
