@@ -4,4 +4,5 @@ mod api_errors;
 mod audit;
 mod auth;
 mod dashboard;
+mod mlflow_tracking;
 mod ops;

@@ -1,0 +1,425 @@
+//! The MLflow-compatible tracking API over HTTP: shapes, status codes and error codes.
+
+use cairn_tests::{TestApp, UserRole, spawn_app};
+use serde_json::{Value, json};
+
+/// Calls the MLflow API as the official client does.
+struct Mlflow<'a> {
+    app: &'a TestApp,
+    token: String,
+}
+
+impl<'a> Mlflow<'a> {
+    async fn admin(app: &'a TestApp) -> Self {
+        Mlflow { token: app.admin_token().await, app }
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .app
+            .client
+            .post(self.app.at(&format!("/api/2.0/mlflow/{path}")))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("json body"))
+    }
+
+    async fn get(&self, path_and_query: &str) -> (u16, Value) {
+        let response = self
+            .app
+            .client
+            .get(self.app.at(&format!("/api/2.0/mlflow/{path_and_query}")))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("json body"))
+    }
+
+    async fn ok(&self, path: &str, body: Value) -> Value {
+        let (status, value) = self.post(path, body).await;
+        assert_eq!(status, 200, "{path}: {value}");
+        value
+    }
+
+    async fn experiment(&self, name: &str) -> String {
+        let created = self.ok("experiments/create", json!({"name": name})).await;
+        created["experiment_id"].as_str().expect("experiment_id").to_owned()
+    }
+
+    async fn run(&self, experiment_id: &str, name: &str) -> String {
+        let created = self.ok("runs/create", json!({"experiment_id": experiment_id, "run_name": name, "start_time": 1000})).await;
+        created["run"]["info"]["run_id"].as_str().expect("run_id").to_owned()
+    }
+}
+
+fn assert_error(result: (u16, Value), status: u16, code: &str) -> String {
+    assert_eq!(result.0, status, "{}", result.1);
+    assert_eq!(result.1["error_code"], code, "{}", result.1);
+    result.1["message"].as_str().expect("message").to_owned()
+}
+
+#[tokio::test]
+async fn experiments_lifecycle_and_errors() {
+    let app = spawn_app().await;
+    let api = Mlflow::admin(&app).await;
+    let id = api.experiment("vision").await;
+    assert_error(api.post("experiments/create", json!({"name": "vision"})).await, 400, "RESOURCE_ALREADY_EXISTS");
+    assert_error(api.post("experiments/create", json!({"name": ""})).await, 400, "INVALID_PARAMETER_VALUE");
+    assert_error(api.post("experiments/create", json!({})).await, 400, "INVALID_PARAMETER_VALUE");
+
+    let (status, got) = api.get(&format!("experiments/get?experiment_id={id}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(got["experiment"]["name"], "vision");
+    assert_eq!(got["experiment"]["artifact_location"], format!("mlflow-artifacts:/{id}"));
+    assert!(got["experiment"]["creation_time"].is_i64(), "int64 as a JSON number");
+    assert_error(api.get("experiments/get?experiment_id=999").await, 404, "RESOURCE_DOES_NOT_EXIST");
+    assert_error(api.get("experiments/get?experiment_id=abc").await, 404, "RESOURCE_DOES_NOT_EXIST");
+    assert_error(api.get("experiments/get-by-name?experiment_name=nope").await, 404, "RESOURCE_DOES_NOT_EXIST");
+
+    api.ok("experiments/set-experiment-tag", json!({"experiment_id": id, "key": "team", "value": "cv"})).await;
+    let (_, got) = api.get("experiments/get-by-name?experiment_name=vision").await;
+    assert_eq!(got["experiment"]["tags"], json!([{"key": "team", "value": "cv"}]));
+    api.ok("experiments/delete-experiment-tag", json!({"experiment_id": id, "key": "team"})).await;
+    let missing = api.post("experiments/delete-experiment-tag", json!({"experiment_id": id, "key": "team"})).await;
+    assert_error(missing, 404, "RESOURCE_DOES_NOT_EXIST");
+
+    api.ok("experiments/update", json!({"experiment_id": id, "new_name": "vision-v2"})).await;
+    let (_, got) = api.get(&format!("experiments/get?experiment_id={id}")).await;
+    assert_eq!(got["experiment"]["name"], "vision-v2");
+
+    api.ok("experiments/delete", json!({"experiment_id": id})).await;
+    let (_, got) = api.get(&format!("experiments/get?experiment_id={id}")).await;
+    assert_eq!(got["experiment"]["lifecycle_stage"], "deleted");
+    let message = assert_error(api.post("runs/create", json!({"experiment_id": id})).await, 400, "INVALID_PARAMETER_VALUE");
+    assert!(message.contains("active"), "{message}");
+    api.ok("experiments/restore", json!({"experiment_id": id})).await;
+    assert_error(api.post("experiments/delete", json!({"experiment_id": "0"})).await, 400, "INVALID_PARAMETER_VALUE");
+}
+
+#[tokio::test]
+async fn experiment_search_filters_orders_and_pages() {
+    let app = spawn_app().await;
+    let api = Mlflow::admin(&app).await;
+    for i in 0..5 {
+        api.experiment(&format!("exp-{i}")).await;
+    }
+    let found = api.ok("experiments/search", json!({"filter": "name LIKE 'exp-%'", "order_by": ["name DESC"], "max_results": 2})).await;
+    let names: Vec<&str> = found["experiments"].as_array().expect("list").iter().map(|e| e["name"].as_str().expect("name")).collect();
+    assert_eq!(names, ["exp-4", "exp-3"]);
+    let token = found["next_page_token"].as_str().expect("more pages");
+    let next = api
+        .ok("experiments/search", json!({"filter": "name LIKE 'exp-%'", "order_by": ["name DESC"], "max_results": 2, "page_token": token}))
+        .await;
+    assert_eq!(next["experiments"][0]["name"], "exp-2");
+    let (status, all) = api.get("experiments/search?max_results=100").await;
+    assert_eq!(status, 200);
+    assert_eq!(all["experiments"].as_array().expect("list").len(), 6, "five plus Default");
+    assert!(all.get("next_page_token").is_none());
+    assert_error(api.post("experiments/search", json!({"filter": "name ~ 'x'"})).await, 400, "INVALID_PARAMETER_VALUE");
+    assert_error(api.post("experiments/search", json!({"page_token": "garbage!"})).await, 400, "INVALID_PARAMETER_VALUE");
+}
+
+#[tokio::test]
+async fn runs_lifecycle_params_tags_and_metrics() {
+    let app = spawn_app().await;
+    let api = Mlflow::admin(&app).await;
+    let exp = api.experiment("runs").await;
+    let run = api.run(&exp, "first").await;
+
+    let (status, got) = api.get(&format!("runs/get?run_id={run}&run_uuid={run}")).await;
+    assert_eq!(status, 200);
+    let info = &got["run"]["info"];
+    assert_eq!((info["run_id"].as_str(), info["run_uuid"].as_str()), (Some(run.as_str()), Some(run.as_str())));
+    assert_eq!(info["status"], "RUNNING");
+    assert_eq!(info["artifact_uri"], format!("mlflow-artifacts:/{exp}/{run}/artifacts"));
+    assert_eq!(got["run"]["data"]["tags"], json!([{"key": "mlflow.runName", "value": "first"}]));
+
+    let batch = json!({
+        "run_id": run,
+        "metrics": [
+            {"key": "loss", "value": 0.5, "timestamp": 10, "step": 1},
+            {"key": "loss", "value": 0.25, "timestamp": "20", "step": "2"},
+            {"key": "loss", "value": 0.9, "timestamp": 5, "step": 0},
+            {"key": "odd", "value": "NaN", "timestamp": 1, "step": 0},
+            {"key": "big", "value": "-Infinity", "timestamp": 1, "step": 0},
+            {"key": "huge", "value": 1099511627776i64, "timestamp": 1099511627776i64, "step": 1099511627776i64}
+        ],
+        "params": [{"key": "lr", "value": "0.01"}, {"key": "lr", "value": "0.01"}],
+        "tags": [{"key": "team", "value": "a"}, {"key": "team", "value": "b"}]
+    });
+    api.ok("runs/log-batch", batch).await;
+    api.ok("runs/log-metric", json!({"run_id": run, "key": "acc", "value": 0.7, "timestamp": 1, "step": 3})).await;
+    api.ok("runs/log-parameter", json!({"run_id": run, "key": "lr", "value": "0.01"})).await;
+    let message = assert_error(
+        api.post("runs/log-parameter", json!({"run_id": run, "key": "lr", "value": "0.02"})).await,
+        400,
+        "INVALID_PARAMETER_VALUE",
+    );
+    assert!(message.contains("Changing param values is not allowed"), "{message}");
+
+    let (_, got) = api.get(&format!("runs/get?run_id={run}")).await;
+    let metrics = got["run"]["data"]["metrics"].as_array().expect("metrics").clone();
+    let metric = |key: &str| metrics.iter().find(|m| m["key"] == key).unwrap_or_else(|| panic!("{key}")).clone();
+    assert_eq!(metric("loss")["value"], 0.25, "latest = greatest step");
+    assert_eq!(metric("loss")["step"], 2);
+    assert_eq!(metric("odd")["value"], "NaN");
+    assert_eq!(metric("big")["value"], "-Infinity");
+    assert_eq!(metric("huge")["step"], 1099511627776i64, "2^40 round-trips as a number");
+    let tags = &got["run"]["data"]["tags"];
+    assert!(tags.as_array().expect("tags").contains(&json!({"key": "team", "value": "b"})), "last tag wins: {tags}");
+
+    let history = api.get(&format!("metrics/get-history?run_id={run}&metric_key=loss")).await.1;
+    let steps: Vec<i64> = history["metrics"].as_array().expect("history").iter().map(|m| m["step"].as_i64().expect("step")).collect();
+    assert_eq!(steps, [0, 1, 2]);
+
+    let updated = api.ok("runs/update", json!({"run_id": run, "status": "FINISHED", "end_time": 5000, "run_name": "renamed"})).await;
+    assert_eq!(updated["run_info"]["status"], "FINISHED");
+    assert_eq!(updated["run_info"]["run_name"], "renamed");
+    assert_error(api.post("runs/update", json!({"run_id": run, "status": "DONE"})).await, 400, "INVALID_PARAMETER_VALUE");
+
+    api.ok("runs/delete-tag", json!({"run_id": run, "key": "team"})).await;
+    assert_error(api.post("runs/delete-tag", json!({"run_id": run, "key": "team"})).await, 404, "RESOURCE_DOES_NOT_EXIST");
+
+    api.ok("runs/delete", json!({"run_id": run})).await;
+    let message = assert_error(
+        api.post("runs/log-metric", json!({"run_id": run, "key": "x", "value": 1, "timestamp": 1})).await,
+        400,
+        "INVALID_PARAMETER_VALUE",
+    );
+    assert!(message.contains("must be in the 'active' state"), "{message}");
+    api.ok("runs/restore", json!({"run_id": run})).await;
+    api.ok("runs/log-metric", json!({"run_id": run, "key": "x", "value": 1, "timestamp": 1})).await;
+
+    assert_error(api.get("runs/get?run_id=0123456789abcdef0123456789abcdef").await, 404, "RESOURCE_DOES_NOT_EXIST");
+    assert_error(api.get("runs/get").await, 400, "INVALID_PARAMETER_VALUE");
+}
+
+#[tokio::test]
+async fn log_batch_enforces_mlflow_limits_and_is_all_or_nothing() {
+    let app = spawn_app().await;
+    let api = Mlflow::admin(&app).await;
+    let run = api.run("0", "limits").await;
+    let metrics: Vec<Value> = (0..1001).map(|i| json!({"key": "m", "value": i, "timestamp": 1, "step": i})).collect();
+    let message =
+        assert_error(api.post("runs/log-batch", json!({"run_id": run, "metrics": metrics})).await, 400, "INVALID_PARAMETER_VALUE");
+    assert!(message.contains("at most 1000 metrics"), "{message}");
+    let params: Vec<Value> = (0..101).map(|i| json!({"key": format!("p{i}"), "value": "v"})).collect();
+    assert_error(api.post("runs/log-batch", json!({"run_id": run, "params": params})).await, 400, "INVALID_PARAMETER_VALUE");
+    let bad_key = json!({"run_id": run, "metrics": [{"key": "ok", "value": 1, "timestamp": 1}], "params": [{"key": "bad;key", "value": "1"}]});
+    assert_error(api.post("runs/log-batch", bad_key).await, 400, "INVALID_PARAMETER_VALUE");
+    api.ok("runs/log-batch", json!({"run_id": run, "params": [{"key": "p", "value": "1"}]})).await;
+    let conflict = json!({"run_id": run, "metrics": [{"key": "after", "value": 1, "timestamp": 1}], "params": [{"key": "p", "value": "2"}]});
+    assert_error(api.post("runs/log-batch", conflict).await, 400, "INVALID_PARAMETER_VALUE");
+    let (_, got) = api.get(&format!("runs/get?run_id={run}")).await;
+    assert!(got["run"]["data"].get("metrics").is_none(), "the refused batch wrote nothing: {got}");
+    let missing_timestamp = json!({"run_id": run, "metrics": [{"key": "m", "value": 1}]});
+    assert_error(api.post("runs/log-batch", missing_timestamp).await, 400, "INVALID_PARAMETER_VALUE");
+}
+
+#[tokio::test]
+async fn search_runs_with_the_mlflow_grammar() {
+    let app = spawn_app().await;
+    let api = Mlflow::admin(&app).await;
+    let exp = api.experiment("search").await;
+    let mut ids = Vec::new();
+    for i in 0..12 {
+        let run = api.run(&exp, &format!("run-{i:02}")).await;
+        let batch = json!({
+            "run_id": run,
+            "metrics": [{"key": "acc", "value": f64::from(i) / 10.0, "timestamp": 1, "step": 0}],
+            "params": [{"key": "model", "value": if i % 2 == 0 { "cnn" } else { "mlp" }}],
+            "tags": [{"key": "stage", "value": if i < 6 { "dev" } else { "prod" }}]
+        });
+        api.ok("runs/log-batch", batch).await;
+        ids.push(run);
+    }
+    let search = |filter: &str, order: Vec<&str>| json!({"experiment_ids": [exp], "filter": filter, "order_by": order, "max_results": 100});
+    let names = |v: &Value| -> Vec<String> {
+        v["runs"].as_array().map_or_else(Vec::new, |runs| runs.iter().map(|r| r["info"]["run_name"].as_str().expect("name").to_owned()).collect())
+    };
+
+    let found = api.ok("runs/search", search("metrics.acc > 0.75 and params.model = 'cnn'", vec!["metrics.acc DESC"])).await;
+    assert_eq!(names(&found), ["run-10", "run-08"]);
+    let found = api.ok("runs/search", search("tags.stage = 'prod' AND attributes.run_name LIKE 'run-1%'", vec!["attributes.run_name ASC"])).await;
+    assert_eq!(names(&found), ["run-10", "run-11"]);
+    let found = api.ok("runs/search", search("tags.`mlflow.runName` ILIKE 'RUN-0_'", vec!["params.model ASC", "metrics.acc ASC"])).await;
+    assert_eq!(names(&found).len(), 10);
+    assert_eq!(names(&found)[0], "run-00");
+    let in_list = format!("attributes.run_id IN ('{}', '{}')", ids[3], ids[5]);
+    let found = api.ok("runs/search", search(&in_list, vec!["metrics.acc ASC"])).await;
+    assert_eq!(names(&found), ["run-03", "run-05"]);
+    let found = api.ok("runs/search", search("attributes.status = 'RUNNING' and metrics.acc <= 0.1", vec![])).await;
+    assert_eq!(names(&found).len(), 2);
+    let none = api.ok("runs/search", search("metrics.missing > 0", vec![])).await;
+    assert!(none.get("runs").is_none(), "empty result omits `runs`: {none}");
+
+    // Default order: newest start first; then pages of 5 with tokens.
+    let mut token: Option<String> = None;
+    let mut seen = Vec::new();
+    loop {
+        let mut body = json!({"experiment_ids": [exp], "max_results": 5});
+        if let Some(t) = &token {
+            body["page_token"] = json!(t);
+        }
+        let page = api.ok("runs/search", body).await;
+        seen.extend(names(&page));
+        match page["next_page_token"].as_str() {
+            Some(t) => token = Some(t.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 12);
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 12, "pages neither repeat nor skip runs");
+
+    assert_error(api.post("runs/search", search("metrics.acc >> 1", vec![])).await, 400, "INVALID_PARAMETER_VALUE");
+    assert_error(api.post("runs/search", search("params.model IN ('cnn')", vec![])).await, 400, "INVALID_PARAMETER_VALUE");
+    assert_error(api.post("runs/search", search("", vec!["metrics.acc SIDEWAYS"])).await, 400, "INVALID_PARAMETER_VALUE");
+    let too_many = json!({"experiment_ids": [exp], "max_results": 100000});
+    assert_error(api.post("runs/search", too_many).await, 400, "INVALID_PARAMETER_VALUE");
+
+    api.ok("runs/delete", json!({"run_id": ids[0]})).await;
+    let deleted = api.ok("runs/search", json!({"experiment_ids": [exp], "run_view_type": "DELETED_ONLY"})).await;
+    assert_eq!(names(&deleted), ["run-00"]);
+}
+
+#[tokio::test]
+async fn metric_history_pages_follow_tokens() {
+    let app = spawn_app().await;
+    let api = Mlflow::admin(&app).await;
+    let run = api.run("0", "history").await;
+    for chunk in 0..3 {
+        let metrics: Vec<Value> =
+            (0..1000).map(|i| json!({"key": "loss", "value": i, "timestamp": 7, "step": chunk * 1000 + i})).collect();
+        api.ok("runs/log-batch", json!({"run_id": run, "metrics": metrics})).await;
+    }
+    let mut steps = Vec::new();
+    let mut query = format!("metrics/get-history?run_id={run}&metric_key=loss&max_results=700");
+    loop {
+        let (status, page) = api.get(&query).await;
+        assert_eq!(status, 200, "{page}");
+        steps.extend(page["metrics"].as_array().expect("metrics").iter().map(|m| m["step"].as_i64().expect("step")));
+        match page["next_page_token"].as_str() {
+            Some(token) => query = format!("metrics/get-history?run_id={run}&metric_key=loss&max_results=700&page_token={token}"),
+            None => break,
+        }
+    }
+    assert_eq!(steps, (0..3000).collect::<Vec<i64>>());
+    let bad = api.get(&format!("metrics/get-history?run_id={run}&metric_key=loss&page_token=zzz")).await;
+    assert_error(bad, 400, "INVALID_PARAMETER_VALUE");
+}
+
+#[tokio::test]
+async fn inputs_outputs_and_logged_models() {
+    let app = spawn_app().await;
+    let api = Mlflow::admin(&app).await;
+    let exp = api.experiment("models").await;
+    let run = api.run(&exp, "train").await;
+    let dataset = json!({"name": "iris", "digest": "abc123", "source_type": "local", "source": "{\"uri\": \"/data\"}", "schema": "{}"});
+    let inputs = json!({"run_id": run, "datasets": [{"tags": [{"key": "mlflow.data.context", "value": "train"}], "dataset": dataset}]});
+    api.ok("runs/log-inputs", inputs.clone()).await;
+    api.ok("runs/log-inputs", inputs).await;
+    let (_, got) = api.get(&format!("runs/get?run_id={run}")).await;
+    let inputs = got["run"]["inputs"]["dataset_inputs"].as_array().expect("inputs");
+    assert_eq!(inputs.len(), 1, "logging the same dataset twice keeps one input");
+    assert_eq!(inputs[0]["dataset"]["digest"], "abc123");
+    let found = api.ok("runs/search", json!({"experiment_ids": [exp], "filter": "datasets.context = 'train'"})).await;
+    assert_eq!(found["runs"].as_array().expect("runs").len(), 1);
+
+    let created = api.ok("logged-models", json!({"experiment_id": exp, "name": "model", "source_run_id": run, "params": [{"key": "k", "value": "v"}]})).await;
+    let info = &created["model"]["info"];
+    let model_id = info["model_id"].as_str().expect("model_id").to_owned();
+    assert!(model_id.starts_with("m-") && model_id.len() == 34, "{model_id}");
+    assert_eq!(info["status"], "LOGGED_MODEL_PENDING");
+    assert_eq!(info["artifact_uri"], format!("mlflow-artifacts:/{exp}/models/{model_id}/artifacts"));
+    assert_eq!(created["model"]["data"]["params"], json!([{"key": "k", "value": "v"}]));
+
+    let response = app
+        .client
+        .patch(app.at(&format!("/api/2.0/mlflow/logged-models/{model_id}")))
+        .bearer_auth(&api.token)
+        .json(&json!({"model_id": model_id, "status": "LOGGED_MODEL_READY"}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+    let (_, got) = api.get(&format!("logged-models/{model_id}")).await;
+    assert_eq!(got["model"]["info"]["status"], "LOGGED_MODEL_READY");
+    api.ok("runs/outputs", json!({"run_id": run, "models": [{"model_id": model_id, "step": 0}]})).await;
+    let (_, got) = api.get(&format!("runs/get?run_id={run}")).await;
+    assert_eq!(got["run"]["outputs"]["model_outputs"][0]["model_id"], model_id);
+
+    let found = api.ok("logged-models/search", json!({"experiment_ids": [exp], "filter": "name = 'model'"})).await;
+    assert_eq!(found["models"].as_array().expect("models").len(), 1);
+    let none = api.ok("logged-models/search", json!({"experiment_ids": [exp], "filter": "name = 'other'"})).await;
+    assert_eq!(none["models"], json!([]));
+    assert_error(api.get("logged-models/m-unknown").await, 404, "RESOURCE_DOES_NOT_EXIST");
+}
+
+#[tokio::test]
+async fn bad_bodies_get_mlflow_errors_never_5xx() {
+    let app = spawn_app().await;
+    let api = Mlflow::admin(&app).await;
+    let url = app.at("/api/2.0/mlflow/experiments/create");
+    let send = |body: &'static str, content_type: &'static str| {
+        app.client.post(&url).bearer_auth(&api.token).header("content-type", content_type).body(body).send()
+    };
+    for (body, content_type) in [("{\"name\": ", "application/json"), ("{\"name\": 5}", "application/json"), ("{\"name\": \"x\"}", "text/plain")] {
+        let response = send(body, content_type).await.expect("request");
+        assert_eq!(response.status(), 400, "{body} {content_type}");
+        let value: Value = response.json().await.expect("json");
+        assert_eq!(value["error_code"], "INVALID_PARAMETER_VALUE", "{value}");
+    }
+    let unknown = app.client.get(app.at("/api/2.0/mlflow/no/such")).bearer_auth(&api.token).send().await.expect("request");
+    assert_eq!(unknown.status(), 404);
+    let metric = json!({"run_id": "00000000000000000000000000000000", "key": "k", "value": "not-a-number", "timestamp": 1});
+    assert_error(api.post("runs/log-metric", metric).await, 400, "INVALID_PARAMETER_VALUE");
+}
+
+#[tokio::test]
+async fn auth_roles_and_audit_on_the_mlflow_surface() {
+    let app = spawn_app().await;
+    let api = Mlflow::admin(&app).await;
+    let exp = api.experiment("audited").await;
+    let run = api.run(&exp, "r").await;
+    api.ok("runs/log-batch", json!({"run_id": run, "metrics": [{"key": "m", "value": 1, "timestamp": 1}]})).await;
+    api.ok("experiments/update", json!({"experiment_id": exp, "new_name": "audited-2"})).await;
+    api.ok("runs/delete", json!({"run_id": run})).await;
+
+    let anonymous = app.client.post(app.at("/api/2.0/mlflow/experiments/create")).json(&json!({"name": "x"})).send().await.expect("request");
+    assert_eq!(anonymous.status(), 401);
+    let body: Value = anonymous.json().await.expect("json");
+    assert_eq!(body["error_code"], "UNAUTHENTICATED");
+
+    app.add_user("viv", "viewer-password", UserRole::Viewer).await;
+    let viewer = Mlflow { token: app.token_for("viv", "viewer-password").await, app: &app };
+    let searched = viewer.ok("runs/search", json!({"experiment_ids": [exp], "run_view_type": "ALL"})).await;
+    assert_eq!(searched["runs"].as_array().expect("runs").len(), 1, "viewers can search (a POST that reads)");
+    assert_error(viewer.post("experiments/create", json!({"name": "nope"})).await, 403, "PERMISSION_DENIED");
+
+    let ajax = app
+        .client
+        .get(app.at(&format!("/ajax-api/2.0/mlflow/experiments/get?experiment_id={exp}")))
+        .basic_auth("admin", Some(cairn_tests::ADMIN_PASSWORD))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(ajax.status(), 200, "the ajax-api prefix serves the same handlers");
+
+    let events = cairn_db::audit::recent(&app.db.pool, 100).await.expect("audit");
+    let actions: Vec<&str> = events.iter().map(|e| e.action.as_str()).collect();
+    for expected in ["experiment.create", "run.create", "experiment.rename", "run.delete"] {
+        let event = events.iter().find(|e| e.action == expected).unwrap_or_else(|| panic!("{expected} in {actions:?}"));
+        assert_eq!(event.actor_name, "admin");
+    }
+    assert!(!actions.iter().any(|a| a.contains("log-batch")), "metric logging is not audited row by row: {actions:?}");
+    assert!(!actions.iter().any(|a| a.contains("search")), "searches are reads: {actions:?}");
+    assert!(actions.contains(&"http.post /api/2.0/mlflow/experiments/create"), "refused writes are recorded: {actions:?}");
+}
