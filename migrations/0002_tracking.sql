@@ -60,7 +60,8 @@ CREATE TABLE run_params (
     value         text   NOT NULL,
     PRIMARY KEY (run_id, key)
 );
-CREATE INDEX run_params_search ON run_params (experiment_id, key, value);
+-- Covering: a filter clause becomes an index-only scan yielding run ids.
+CREATE INDEX run_params_search ON run_params (experiment_id, key, value) INCLUDE (run_id);
 
 CREATE TABLE run_tags (
     run_id        bigint NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
@@ -69,7 +70,7 @@ CREATE TABLE run_tags (
     value         text   NOT NULL,
     PRIMARY KEY (run_id, key)
 );
-CREATE INDEX run_tags_search ON run_tags (experiment_id, key, value);
+CREATE INDEX run_tags_search ON run_tags (experiment_id, key, value) INCLUDE (run_id);
 
 -- Full metric history. `id` gives the keyset order for paging ties.
 CREATE TABLE metrics (
@@ -93,7 +94,7 @@ CREATE TABLE latest_metrics (
     value         double precision NOT NULL,
     PRIMARY KEY (run_id, key)
 );
-CREATE INDEX latest_metrics_search ON latest_metrics (experiment_id, key, value);
+CREATE INDEX latest_metrics_search ON latest_metrics (experiment_id, key, value) INCLUDE (run_id);
 
 -- Datasets as MLflow clients describe them (name + digest), per experiment.
 CREATE TABLE input_datasets (

@@ -46,7 +46,7 @@ pub async fn run_ids(db: impl PgExecutor<'_>, query: &RunQuery<'_>) -> Result<Ve
     q.push_bind(query.view.stages()).push(")");
     for clause in &query.filter.0 {
         q.push(" AND ");
-        push_run_clause(&mut q, clause);
+        push_run_clause(&mut q, query.experiment_ids, clause);
     }
     q.push(" ORDER BY ");
     for order in query.order_by {
@@ -72,20 +72,23 @@ fn push_str_cond(q: &mut QueryBuilder<Postgres>, column: &str, cond: &StrCond) {
     }
 }
 
-fn push_keyed(q: &mut QueryBuilder<Postgres>, table: &str, key: &str) {
-    q.push(format!("EXISTS (SELECT 1 FROM {table} x WHERE x.run_id = r.id AND x.key = "));
+/// `EXISTS` over a child table, constrained to the searched experiments so that the
+/// covering `(experiment_id, key, value) INCLUDE (run_id)` index serves it.
+fn push_keyed(q: &mut QueryBuilder<Postgres>, table: &str, experiment_ids: &[i64], key: &str) {
+    q.push(format!("EXISTS (SELECT 1 FROM {table} x WHERE x.experiment_id = ANY("));
+    q.push_bind(experiment_ids.to_vec()).push(") AND x.run_id = r.id AND x.key = ");
     q.push_bind(key.to_owned());
 }
 
-fn push_run_clause(q: &mut QueryBuilder<Postgres>, clause: &RunClause) {
+fn push_run_clause(q: &mut QueryBuilder<Postgres>, experiment_ids: &[i64], clause: &RunClause) {
     match clause {
         RunClause::Metric { key, op, value } => {
-            push_keyed(q, "latest_metrics", key);
+            push_keyed(q, "latest_metrics", experiment_ids, key);
             q.push(format!(" AND x.value {} ", op.as_sql())).push_bind(*value).push(")");
         }
         RunClause::Param { key, op, value } | RunClause::Tag { key, op, value } => {
             let table = if matches!(clause, RunClause::Param { .. }) { "run_params" } else { "run_tags" };
-            push_keyed(q, table, key);
+            push_keyed(q, table, experiment_ids, key);
             q.push(format!(" AND x.value {} ", op.as_sql())).push_bind(value.clone()).push(")");
         }
         RunClause::StrAttribute { attr, cond } => {
