@@ -3,7 +3,7 @@
 //! transaction as the change itself, so a change is never committed without its record.
 
 use cairn_core::{Password, Role, Username, ValidationError};
-use cairn_db::audit::{self, NewEvent};
+use cairn_db::audit;
 use cairn_db::tokens::{NewToken, TokenRow};
 use cairn_db::users::UserRow;
 use cairn_db::{Db, DbError, sessions, settings, tokens, users};
@@ -45,19 +45,6 @@ impl From<sqlx::Error> for AccountError {
     }
 }
 
-fn event(actor: &Actor, action: &str, target: String, details: serde_json::Value) -> NewEvent {
-    NewEvent {
-        actor_id: actor.user_id,
-        actor_name: actor.name.clone(),
-        action: action.to_owned(),
-        target,
-        request_id: actor.request_id.clone(),
-        client_addr: actor.client_addr.clone(),
-        outcome: "success".to_owned(),
-        details,
-    }
-}
-
 pub async fn create_user(
     db: &Db,
     actor: &Actor,
@@ -73,7 +60,7 @@ pub async fn create_user(
     let mut tx = db.pool.begin().await?;
     let user = users::insert(&mut *tx, username.as_str(), &hash, role).await?;
     let details = json!({"role": role.as_str()});
-    audit::append_in(&mut tx, event(actor, "user.create", format!("user:{username}"), details)).await?;
+    audit::append_in(&mut tx, actor.event("user.create", format!("user:{username}"), details)).await?;
     tx.commit().await?;
     Ok(user)
 }
@@ -84,7 +71,7 @@ pub async fn set_role(db: &Db, actor: &Actor, username: &str, role: Role) -> Res
         return Err(AccountError::NotFound(format!("no user named {username:?}")));
     }
     let details = json!({"role": role.as_str()});
-    audit::append_in(&mut tx, event(actor, "user.set_role", format!("user:{username}"), details)).await?;
+    audit::append_in(&mut tx, actor.event("user.set_role", format!("user:{username}"), details)).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -104,7 +91,7 @@ pub async fn set_disabled(db: &Db, actor: &Actor, username: &str, disabled: bool
         sessions::delete_for_user(&mut *tx, user.id).await?;
     }
     let action = if disabled { "user.disable" } else { "user.enable" };
-    audit::append_in(&mut tx, event(actor, action, format!("user:{username}"), json!({}))).await?;
+    audit::append_in(&mut tx, actor.event(action, format!("user:{username}"), json!({}))).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -120,7 +107,7 @@ pub async fn set_password(db: &Db, actor: &Actor, username: &str, password: &str
         .ok_or_else(|| AccountError::NotFound(format!("no user named {username:?}")))?;
     users::set_password_hash(&mut *tx, username, &hash).await?;
     sessions::delete_for_user(&mut *tx, user.id).await?;
-    audit::append_in(&mut tx, event(actor, "user.set_password", format!("user:{username}"), json!({}))).await?;
+    audit::append_in(&mut tx, actor.event("user.set_password", format!("user:{username}"), json!({}))).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -168,7 +155,7 @@ pub async fn create_token(
         "scope": request.scope.as_str(),
         "expires_at": request.expires_at.map(|at| at.to_rfc3339()),
     });
-    audit::append_in(&mut tx, event(actor, "token.create", format!("token:{id}"), details)).await?;
+    audit::append_in(&mut tx, actor.event("token.create", format!("token:{id}"), details)).await?;
     tx.commit().await?;
     Ok(IssuedToken { token, row })
 }
@@ -183,7 +170,7 @@ pub async fn revoke_token(db: &Db, actor: &Actor, id: Uuid, as_admin: bool) -> R
         return Err(not_found());
     }
     let row = tokens::revoke(&mut *tx, id).await?.ok_or_else(not_found)?;
-    audit::append_in(&mut tx, event(actor, "token.revoke", format!("token:{id}"), json!({"name": row.name}))).await?;
+    audit::append_in(&mut tx, actor.event("token.revoke", format!("token:{id}"), json!({"name": row.name}))).await?;
     tx.commit().await?;
     Ok(row)
 }

@@ -45,6 +45,20 @@ impl Actor {
         }
     }
 
+    /// A successful event done by this actor.
+    pub fn event(&self, action: &str, target: String, details: serde_json::Value) -> NewEvent {
+        NewEvent {
+            actor_id: self.user_id,
+            actor_name: self.name.clone(),
+            action: action.to_owned(),
+            target,
+            request_id: self.request_id.clone(),
+            client_addr: self.client_addr.clone(),
+            outcome: "success".to_owned(),
+            details,
+        }
+    }
+
     pub fn anonymous(parts: &Parts) -> Actor {
         Actor {
             user_id: None,

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::types::{ExperimentView, Tag, lenient_i64, page_token};
-use super::{MlflowError, MlflowJson, required, view_type};
+use super::{MlflowError, MlflowJson, max_results, required, view_type};
 use crate::audit::{Actor, Audited};
 use crate::state::AppState;
 use crate::tracking::{self, ExperimentSearch, parse_experiment_id};
@@ -32,7 +32,7 @@ pub async fn create(
     MlflowJson(body): MlflowJson<CreateBody>,
 ) -> Result<Response, MlflowError> {
     let name = required(body.name, "name")?;
-    let tags: Vec<KeyValue> = body.tags.into_iter().map(|t| KeyValue { key: t.key, value: t.value }).collect();
+    let tags: Vec<KeyValue> = body.tags.into_iter().map(KeyValue::from).collect();
     let row = tracking::create_experiment(&state.db, &actor, &name, body.artifact_location.as_deref(), &tags).await?;
     Ok((Extension(Audited), Json(json!({"experiment_id": row.id.to_string()}))).into_response())
 }
@@ -105,12 +105,7 @@ pub async fn search_get(
 }
 
 async fn search(state: &AppState, body: SearchBody) -> Result<Json<serde_json::Value>, MlflowError> {
-    let max_results = body.max_results.unwrap_or(1000);
-    if !(1..=50_000).contains(&max_results) {
-        return Err(MlflowError::invalid(format!(
-            "Invalid value {max_results} for parameter 'max_results' supplied. It must be at most 50000 and at least 1."
-        )));
-    }
+    let max_results = max_results(body.max_results, 1000)?;
     let filter =
         parse_experiment_filter(body.filter.as_deref().unwrap_or("")).map_err(|e| MlflowError::invalid(e.message()))?;
     let order_by = body

@@ -76,6 +76,18 @@ pub fn required<T>(value: Option<T>, name: &str) -> Result<T, MlflowError> {
     })
 }
 
+/// A search's `max_results`, MLflow's default and bounds.
+pub fn max_results(requested: Option<i64>, default: i64) -> Result<i64, MlflowError> {
+    let max_results = requested.unwrap_or(default);
+    if (1..=50_000).contains(&max_results) {
+        Ok(max_results)
+    } else {
+        Err(MlflowError::invalid(format!(
+            "Invalid value {max_results} for parameter 'max_results' supplied. It must be at most 50000 and at least 1."
+        )))
+    }
+}
+
 /// MLflow's `view_type` / `run_view_type`.
 pub fn view_type(raw: Option<&str>) -> Result<ViewType, MlflowError> {
     match raw.unwrap_or("ACTIVE_ONLY") {

@@ -11,7 +11,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::types::{RunInfo, RunView, Tag, lenient_f64, lenient_i64, mlflow_f64, page_token};
-use super::{MlflowError, MlflowJson, required, view_type};
+use super::{MlflowError, MlflowJson, max_results, required, view_type};
 use crate::audit::{Actor, AuditExempt, Audited};
 use crate::state::AppState;
 use crate::tracking::{
@@ -19,7 +19,7 @@ use crate::tracking::{
 };
 
 fn kv(tags: Vec<Tag>) -> Vec<KeyValue> {
-    tags.into_iter().map(|t| KeyValue { key: t.key, value: t.value }).collect()
+    tags.into_iter().map(KeyValue::from).collect()
 }
 
 /// The client sends the id as both `run_id` and `run_uuid`; either will do.
@@ -334,12 +334,7 @@ pub async fn search(
     State(state): State<AppState>,
     MlflowJson(body): MlflowJson<SearchBody>,
 ) -> Result<Json<serde_json::Value>, MlflowError> {
-    let max_results = body.max_results.unwrap_or(1000);
-    if !(1..=50_000).contains(&max_results) {
-        return Err(MlflowError::invalid(format!(
-            "Invalid value {max_results} for parameter 'max_results' supplied. It must be at most 50000 and at least 1."
-        )));
-    }
+    let max_results = max_results(body.max_results, 1000)?;
     let experiment_ids = body
         .experiment_ids
         .iter()

@@ -81,6 +81,12 @@ pub struct Tag {
     pub value: String,
 }
 
+impl From<Tag> for KeyValue {
+    fn from(tag: Tag) -> Self {
+        KeyValue { key: tag.key, value: tag.value }
+    }
+}
+
 impl From<KeyValue> for Tag {
     fn from(kv: KeyValue) -> Self {
         Tag { key: kv.key, value: kv.value }

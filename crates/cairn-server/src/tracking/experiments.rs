@@ -9,7 +9,7 @@ use cairn_db::tracking::search::{self, ExperimentQuery, ViewType};
 use cairn_db::tracking::{KeyValue, now_millis};
 use serde_json::json;
 
-use super::{Result, TrackingError, audit_event};
+use super::{Result, TrackingError};
 use crate::audit::Actor;
 
 pub fn parse_experiment_id(raw: &str) -> Result<i64> {
@@ -38,7 +38,7 @@ pub async fn create_experiment(
     if !tags.is_empty() {
         repo::set_tags(&mut *tx, row.id, tags).await?;
     }
-    let event = audit_event(actor, "experiment.create", format!("experiment:{}", row.id), json!({"name": name}));
+    let event = actor.event("experiment.create", format!("experiment:{}", row.id), json!({"name": name}));
     audit::append_in(&mut tx, event).await?;
     tx.commit().await?;
     Ok(row)
@@ -73,7 +73,7 @@ pub async fn rename_experiment(db: &Db, actor: &Actor, id: i64, new_name: &str) 
     let mut tx = db.pool.begin().await?;
     repo::rename(&mut *tx, id, new_name, now_millis()).await?;
     let details = json!({"from": existing.name, "to": new_name});
-    audit::append_in(&mut tx, audit_event(actor, "experiment.rename", format!("experiment:{id}"), details)).await?;
+    audit::append_in(&mut tx, actor.event("experiment.rename", format!("experiment:{id}"), details)).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -90,7 +90,7 @@ pub async fn set_experiment_deleted(db: &Db, actor: &Actor, id: i64, deleted: bo
     let mut tx = db.pool.begin().await?;
     repo::set_lifecycle(&mut tx, id, stage, now_millis()).await?;
     let details = json!({"name": existing.name});
-    audit::append_in(&mut tx, audit_event(actor, action, format!("experiment:{id}"), details)).await?;
+    audit::append_in(&mut tx, actor.event(action, format!("experiment:{id}"), details)).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -13,9 +13,6 @@ pub use runs::*;
 
 use cairn_core::ValidationError;
 use cairn_db::DbError;
-use cairn_db::audit::NewEvent;
-
-use crate::audit::Actor;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrackingError {
@@ -51,16 +48,3 @@ impl From<sqlx::Error> for TrackingError {
 }
 
 pub type Result<T, E = TrackingError> = std::result::Result<T, E>;
-
-fn audit_event(actor: &Actor, action: &str, target: String, details: serde_json::Value) -> NewEvent {
-    NewEvent {
-        actor_id: actor.user_id,
-        actor_name: actor.name.clone(),
-        action: action.to_owned(),
-        target,
-        request_id: actor.request_id.clone(),
-        client_addr: actor.client_addr.clone(),
-        outcome: "success".to_owned(),
-        details,
-    }
-}

@@ -15,7 +15,7 @@ use serde_json::json;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::{Result, TrackingError, audit_event};
+use super::{Result, TrackingError};
 use crate::audit::Actor;
 
 pub const RUN_NAME_TAG: &str = "mlflow.runName";
@@ -95,7 +95,7 @@ pub async fn create_run(db: &Db, actor: &Actor, request: NewRunRequest<'_>) -> R
     repo::set_tags(&mut tx, row.id, row.experiment_id, &tags).await?;
     experiments::touch(&mut *tx, experiment.id, now_millis()).await?;
     let details = json!({"experiment_id": experiment.id.to_string(), "name": name});
-    audit::append_in(&mut tx, audit_event(actor, "run.create", format!("run:{}", run_uuid.simple()), details)).await?;
+    audit::append_in(&mut tx, actor.event("run.create", format!("run:{}", run_uuid.simple()), details)).await?;
     tx.commit().await?;
     get_run(db, run_uuid).await
 }
@@ -150,7 +150,7 @@ pub async fn set_run_deleted(db: &Db, actor: &Actor, id: Uuid, deleted: bool) ->
     let mut tx = db.pool.begin().await?;
     repo::set_lifecycle(&mut *tx, run.id, stage, when).await?;
     let details = json!({"experiment_id": run.experiment_id.to_string(), "name": run.name});
-    audit::append_in(&mut tx, audit_event(actor, action, format!("run:{}", id.simple()), details)).await?;
+    audit::append_in(&mut tx, actor.event(action, format!("run:{}", id.simple()), details)).await?;
     tx.commit().await?;
     Ok(())
 }
