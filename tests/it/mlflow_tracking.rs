@@ -53,7 +53,8 @@ impl<'a> Mlflow<'a> {
     }
 
     async fn run(&self, experiment_id: &str, name: &str) -> String {
-        let created = self.ok("runs/create", json!({"experiment_id": experiment_id, "run_name": name, "start_time": 1000})).await;
+        let created =
+            self.ok("runs/create", json!({"experiment_id": experiment_id, "run_name": name, "start_time": 1000})).await;
         created["run"]["info"]["run_id"].as_str().expect("run_id").to_owned()
     }
 }
@@ -96,7 +97,8 @@ async fn experiments_lifecycle_and_errors() {
     api.ok("experiments/delete", json!({"experiment_id": id})).await;
     let (_, got) = api.get(&format!("experiments/get?experiment_id={id}")).await;
     assert_eq!(got["experiment"]["lifecycle_stage"], "deleted");
-    let message = assert_error(api.post("runs/create", json!({"experiment_id": id})).await, 400, "INVALID_PARAMETER_VALUE");
+    let message =
+        assert_error(api.post("runs/create", json!({"experiment_id": id})).await, 400, "INVALID_PARAMETER_VALUE");
     assert!(message.contains("active"), "{message}");
     api.ok("experiments/restore", json!({"experiment_id": id})).await;
     assert_error(api.post("experiments/delete", json!({"experiment_id": "0"})).await, 400, "INVALID_PARAMETER_VALUE");
@@ -109,12 +111,18 @@ async fn experiment_search_filters_orders_and_pages() {
     for i in 0..5 {
         api.experiment(&format!("exp-{i}")).await;
     }
-    let found = api.ok("experiments/search", json!({"filter": "name LIKE 'exp-%'", "order_by": ["name DESC"], "max_results": 2})).await;
-    let names: Vec<&str> = found["experiments"].as_array().expect("list").iter().map(|e| e["name"].as_str().expect("name")).collect();
+    let found = api
+        .ok("experiments/search", json!({"filter": "name LIKE 'exp-%'", "order_by": ["name DESC"], "max_results": 2}))
+        .await;
+    let names: Vec<&str> =
+        found["experiments"].as_array().expect("list").iter().map(|e| e["name"].as_str().expect("name")).collect();
     assert_eq!(names, ["exp-4", "exp-3"]);
     let token = found["next_page_token"].as_str().expect("more pages");
     let next = api
-        .ok("experiments/search", json!({"filter": "name LIKE 'exp-%'", "order_by": ["name DESC"], "max_results": 2, "page_token": token}))
+        .ok(
+            "experiments/search",
+            json!({"filter": "name LIKE 'exp-%'", "order_by": ["name DESC"], "max_results": 2, "page_token": token}),
+        )
         .await;
     assert_eq!(next["experiments"][0]["name"], "exp-2");
     let (status, all) = api.get("experiments/search?max_results=100").await;
@@ -122,7 +130,11 @@ async fn experiment_search_filters_orders_and_pages() {
     assert_eq!(all["experiments"].as_array().expect("list").len(), 6, "five plus Default");
     assert!(all.get("next_page_token").is_none());
     assert_error(api.post("experiments/search", json!({"filter": "name ~ 'x'"})).await, 400, "INVALID_PARAMETER_VALUE");
-    assert_error(api.post("experiments/search", json!({"page_token": "garbage!"})).await, 400, "INVALID_PARAMETER_VALUE");
+    assert_error(
+        api.post("experiments/search", json!({"page_token": "garbage!"})).await,
+        400,
+        "INVALID_PARAMETER_VALUE",
+    );
 }
 
 #[tokio::test]
@@ -175,16 +187,27 @@ async fn runs_lifecycle_params_tags_and_metrics() {
     assert!(tags.as_array().expect("tags").contains(&json!({"key": "team", "value": "b"})), "last tag wins: {tags}");
 
     let history = api.get(&format!("metrics/get-history?run_id={run}&metric_key=loss")).await.1;
-    let steps: Vec<i64> = history["metrics"].as_array().expect("history").iter().map(|m| m["step"].as_i64().expect("step")).collect();
+    let steps: Vec<i64> =
+        history["metrics"].as_array().expect("history").iter().map(|m| m["step"].as_i64().expect("step")).collect();
     assert_eq!(steps, [0, 1, 2]);
 
-    let updated = api.ok("runs/update", json!({"run_id": run, "status": "FINISHED", "end_time": 5000, "run_name": "renamed"})).await;
+    let updated = api
+        .ok("runs/update", json!({"run_id": run, "status": "FINISHED", "end_time": 5000, "run_name": "renamed"}))
+        .await;
     assert_eq!(updated["run_info"]["status"], "FINISHED");
     assert_eq!(updated["run_info"]["run_name"], "renamed");
-    assert_error(api.post("runs/update", json!({"run_id": run, "status": "DONE"})).await, 400, "INVALID_PARAMETER_VALUE");
+    assert_error(
+        api.post("runs/update", json!({"run_id": run, "status": "DONE"})).await,
+        400,
+        "INVALID_PARAMETER_VALUE",
+    );
 
     api.ok("runs/delete-tag", json!({"run_id": run, "key": "team"})).await;
-    assert_error(api.post("runs/delete-tag", json!({"run_id": run, "key": "team"})).await, 404, "RESOURCE_DOES_NOT_EXIST");
+    assert_error(
+        api.post("runs/delete-tag", json!({"run_id": run, "key": "team"})).await,
+        404,
+        "RESOURCE_DOES_NOT_EXIST",
+    );
 
     api.ok("runs/delete", json!({"run_id": run})).await;
     let message = assert_error(
@@ -206,11 +229,18 @@ async fn log_batch_enforces_mlflow_limits_and_is_all_or_nothing() {
     let api = Mlflow::admin(&app).await;
     let run = api.run("0", "limits").await;
     let metrics: Vec<Value> = (0..1001).map(|i| json!({"key": "m", "value": i, "timestamp": 1, "step": i})).collect();
-    let message =
-        assert_error(api.post("runs/log-batch", json!({"run_id": run, "metrics": metrics})).await, 400, "INVALID_PARAMETER_VALUE");
+    let message = assert_error(
+        api.post("runs/log-batch", json!({"run_id": run, "metrics": metrics})).await,
+        400,
+        "INVALID_PARAMETER_VALUE",
+    );
     assert!(message.contains("at most 1000 metrics"), "{message}");
     let params: Vec<Value> = (0..101).map(|i| json!({"key": format!("p{i}"), "value": "v"})).collect();
-    assert_error(api.post("runs/log-batch", json!({"run_id": run, "params": params})).await, 400, "INVALID_PARAMETER_VALUE");
+    assert_error(
+        api.post("runs/log-batch", json!({"run_id": run, "params": params})).await,
+        400,
+        "INVALID_PARAMETER_VALUE",
+    );
     let bad_key = json!({"run_id": run, "metrics": [{"key": "ok", "value": 1, "timestamp": 1}], "params": [{"key": "bad;key", "value": "1"}]});
     assert_error(api.post("runs/log-batch", bad_key).await, 400, "INVALID_PARAMETER_VALUE");
     api.ok("runs/log-batch", json!({"run_id": run, "params": [{"key": "p", "value": "1"}]})).await;
@@ -241,14 +271,24 @@ async fn search_runs_with_the_mlflow_grammar() {
     }
     let search = |filter: &str, order: Vec<&str>| json!({"experiment_ids": [exp], "filter": filter, "order_by": order, "max_results": 100});
     let names = |v: &Value| -> Vec<String> {
-        v["runs"].as_array().map_or_else(Vec::new, |runs| runs.iter().map(|r| r["info"]["run_name"].as_str().expect("name").to_owned()).collect())
+        v["runs"].as_array().map_or_else(Vec::new, |runs| {
+            runs.iter().map(|r| r["info"]["run_name"].as_str().expect("name").to_owned()).collect()
+        })
     };
 
-    let found = api.ok("runs/search", search("metrics.acc > 0.75 and params.model = 'cnn'", vec!["metrics.acc DESC"])).await;
+    let found =
+        api.ok("runs/search", search("metrics.acc > 0.75 and params.model = 'cnn'", vec!["metrics.acc DESC"])).await;
     assert_eq!(names(&found), ["run-10", "run-08"]);
-    let found = api.ok("runs/search", search("tags.stage = 'prod' AND attributes.run_name LIKE 'run-1%'", vec!["attributes.run_name ASC"])).await;
+    let found = api
+        .ok(
+            "runs/search",
+            search("tags.stage = 'prod' AND attributes.run_name LIKE 'run-1%'", vec!["attributes.run_name ASC"]),
+        )
+        .await;
     assert_eq!(names(&found), ["run-10", "run-11"]);
-    let found = api.ok("runs/search", search("tags.`mlflow.runName` ILIKE 'RUN-0_'", vec!["params.model ASC", "metrics.acc ASC"])).await;
+    let found = api
+        .ok("runs/search", search("tags.`mlflow.runName` ILIKE 'RUN-0_'", vec!["params.model ASC", "metrics.acc ASC"]))
+        .await;
     assert_eq!(names(&found).len(), 10);
     assert_eq!(names(&found)[0], "run-00");
     let in_list = format!("attributes.run_id IN ('{}', '{}')", ids[3], ids[5]);
@@ -280,8 +320,16 @@ async fn search_runs_with_the_mlflow_grammar() {
     assert_eq!(seen.len(), 12, "pages neither repeat nor skip runs");
 
     assert_error(api.post("runs/search", search("metrics.acc >> 1", vec![])).await, 400, "INVALID_PARAMETER_VALUE");
-    assert_error(api.post("runs/search", search("params.model IN ('cnn')", vec![])).await, 400, "INVALID_PARAMETER_VALUE");
-    assert_error(api.post("runs/search", search("", vec!["metrics.acc SIDEWAYS"])).await, 400, "INVALID_PARAMETER_VALUE");
+    assert_error(
+        api.post("runs/search", search("params.model IN ('cnn')", vec![])).await,
+        400,
+        "INVALID_PARAMETER_VALUE",
+    );
+    assert_error(
+        api.post("runs/search", search("", vec!["metrics.acc SIDEWAYS"])).await,
+        400,
+        "INVALID_PARAMETER_VALUE",
+    );
     let too_many = json!({"experiment_ids": [exp], "max_results": 100000});
     assert_error(api.post("runs/search", too_many).await, 400, "INVALID_PARAMETER_VALUE");
 
@@ -307,7 +355,9 @@ async fn metric_history_pages_follow_tokens() {
         assert_eq!(status, 200, "{page}");
         steps.extend(page["metrics"].as_array().expect("metrics").iter().map(|m| m["step"].as_i64().expect("step")));
         match page["next_page_token"].as_str() {
-            Some(token) => query = format!("metrics/get-history?run_id={run}&metric_key=loss&max_results=700&page_token={token}"),
+            Some(token) => {
+                query = format!("metrics/get-history?run_id={run}&metric_key=loss&max_results=700&page_token={token}")
+            }
             None => break,
         }
     }
@@ -371,15 +421,21 @@ async fn bad_bodies_get_mlflow_errors_never_5xx() {
     let send = |body: &'static str, content_type: &'static str| {
         app.client.post(&url).bearer_auth(&api.token).header("content-type", content_type).body(body).send()
     };
-    for (body, content_type) in [("{\"name\": ", "application/json"), ("{\"name\": 5}", "application/json"), ("{\"name\": \"x\"}", "text/plain")] {
+    for (body, content_type) in [
+        ("{\"name\": ", "application/json"),
+        ("{\"name\": 5}", "application/json"),
+        ("{\"name\": \"x\"}", "text/plain"),
+    ] {
         let response = send(body, content_type).await.expect("request");
         assert_eq!(response.status(), 400, "{body} {content_type}");
         let value: Value = response.json().await.expect("json");
         assert_eq!(value["error_code"], "INVALID_PARAMETER_VALUE", "{value}");
     }
-    let unknown = app.client.get(app.at("/api/2.0/mlflow/no/such")).bearer_auth(&api.token).send().await.expect("request");
+    let unknown =
+        app.client.get(app.at("/api/2.0/mlflow/no/such")).bearer_auth(&api.token).send().await.expect("request");
     assert_eq!(unknown.status(), 404);
-    let metric = json!({"run_id": "00000000000000000000000000000000", "key": "k", "value": "not-a-number", "timestamp": 1});
+    let metric =
+        json!({"run_id": "00000000000000000000000000000000", "key": "k", "value": "not-a-number", "timestamp": 1});
     assert_error(api.post("runs/log-metric", metric).await, 400, "INVALID_PARAMETER_VALUE");
 }
 
@@ -393,7 +449,13 @@ async fn auth_roles_and_audit_on_the_mlflow_surface() {
     api.ok("experiments/update", json!({"experiment_id": exp, "new_name": "audited-2"})).await;
     api.ok("runs/delete", json!({"run_id": run})).await;
 
-    let anonymous = app.client.post(app.at("/api/2.0/mlflow/experiments/create")).json(&json!({"name": "x"})).send().await.expect("request");
+    let anonymous = app
+        .client
+        .post(app.at("/api/2.0/mlflow/experiments/create"))
+        .json(&json!({"name": "x"}))
+        .send()
+        .await
+        .expect("request");
     assert_eq!(anonymous.status(), 401);
     let body: Value = anonymous.json().await.expect("json");
     assert_eq!(body["error_code"], "UNAUTHENTICATED");
@@ -421,5 +483,8 @@ async fn auth_roles_and_audit_on_the_mlflow_surface() {
     }
     assert!(!actions.iter().any(|a| a.contains("log-batch")), "metric logging is not audited row by row: {actions:?}");
     assert!(!actions.iter().any(|a| a.contains("search")), "searches are reads: {actions:?}");
-    assert!(actions.contains(&"http.post /api/2.0/mlflow/experiments/create"), "refused writes are recorded: {actions:?}");
+    assert!(
+        actions.contains(&"http.post /api/2.0/mlflow/experiments/create"),
+        "refused writes are recorded: {actions:?}"
+    );
 }
