@@ -1,8 +1,12 @@
 //! Black-box tests of the running application over HTTP.
 
 mod api_errors;
+mod artifacts;
 mod audit;
 mod auth;
 mod dashboard;
+mod dashboard_browser;
+mod dashboard_pages;
 mod mlflow_tracking;
+mod native_api;
 mod ops;

@@ -2,8 +2,13 @@
 //! data in a temp dir, fsync off), one migrated template database, and for each test a
 //! fresh database copied from the template and the real application on a random port.
 //!
+//! Artifacts go to a temp directory, or with [`StorageKind::S3`] to a bucket of a private
+//! S3-compatible server ([`s3`]).
+//!
 //! Set `CAIRN_TEST_DATABASE_URL` (a superuser URL to a `postgres` database) to run against
 //! an external server instead of the private cluster.
+
+pub mod s3;
 
 use std::net::SocketAddr;
 use std::sync::OnceLock;
@@ -35,10 +40,7 @@ fn cluster() -> &'static Cluster {
         // Each #[tokio::test] has its own runtime, and a pool dies with the runtime that
         // made it; so set-up runs on a runtime of its own and keeps no pool.
         std::thread::spawn(|| {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("set-up runtime");
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("set-up runtime");
             rt.block_on(start_cluster())
         })
         .join()
@@ -48,22 +50,15 @@ fn cluster() -> &'static Cluster {
 
 async fn start_cluster() -> Cluster {
     let (options, url) = match std::env::var("CAIRN_TEST_DATABASE_URL") {
-        Ok(url) => (
-            url.parse::<PgConnectOptions>()
-                .expect("CAIRN_TEST_DATABASE_URL is a PostgreSQL URL"),
-            url,
-        ),
+        Ok(url) => (url.parse::<PgConnectOptions>().expect("CAIRN_TEST_DATABASE_URL is a PostgreSQL URL"), url),
         Err(_) => {
             remove_stale_clusters();
             let dir = std::env::temp_dir().join(format!("cairn-test-pg-{}", std::process::id()));
             let _ = std::fs::remove_dir_all(&dir);
-            let cluster = EmbeddedPostgres::start(EmbeddedOptions {
-                cluster_dir: dir,
-                ephemeral: true,
-                stop_with_parent: true,
-            })
-            .await
-            .expect("start the private test PostgreSQL cluster");
+            let cluster =
+                EmbeddedPostgres::start(EmbeddedOptions { cluster_dir: dir, ephemeral: true, stop_with_parent: true })
+                    .await
+                    .expect("start the private test PostgreSQL cluster");
             let options = cluster.connect_options("postgres");
             let url = cluster.database_url("postgres");
             // The cluster lives as long as this process: the postmaster gets SIGINT when
@@ -73,23 +68,15 @@ async fn start_cluster() -> Cluster {
         }
     };
     let url = url::Url::parse(&url).expect("cluster URL");
-    let mut conn = PgConnection::connect_with(&options)
-        .await
-        .expect("connect to the test cluster");
+    let mut conn = PgConnection::connect_with(&options).await.expect("connect to the test cluster");
     // Separate statements: a multi-statement string runs as one transaction, and these
     // statements refuse to run inside one.
-    for statement in [
-        format!("DROP DATABASE IF EXISTS {TEMPLATE_DB} WITH (FORCE)"),
-        format!("CREATE DATABASE {TEMPLATE_DB}"),
-    ] {
-        sqlx::raw_sql(AssertSqlSafe(statement))
-            .execute(&mut conn)
-            .await
-            .expect("create the template database");
+    for statement in
+        [format!("DROP DATABASE IF EXISTS {TEMPLATE_DB} WITH (FORCE)"), format!("CREATE DATABASE {TEMPLATE_DB}")]
+    {
+        sqlx::raw_sql(AssertSqlSafe(statement)).execute(&mut conn).await.expect("create the template database");
     }
-    let template = Db::connect(options.clone().database(TEMPLATE_DB), 2)
-        .await
-        .expect("connect to the template");
+    let template = Db::connect(options.clone().database(TEMPLATE_DB), 2).await.expect("connect to the template");
     template.migrate().await.expect("migrate the template");
     template.pool.close().await;
     Cluster { options, url }
@@ -102,10 +89,8 @@ fn remove_stale_clusters() {
     };
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix("cairn-test-pg-"))
-            .and_then(|p| p.parse::<u32>().ok())
+        let Some(pid) =
+            name.to_str().and_then(|n| n.strip_prefix("cairn-test-pg-")).and_then(|p| p.parse::<u32>().ok())
         else {
             continue;
         };
@@ -118,24 +103,18 @@ fn remove_stale_clusters() {
 async fn create_database() -> String {
     let cluster = cluster();
     let name = format!("t_{}", uuid::Uuid::new_v4().simple());
-    let mut conn = PgConnection::connect_with(&cluster.options)
+    let mut conn = PgConnection::connect_with(&cluster.options).await.expect("connect to the test cluster");
+    sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB}")))
+        .execute(&mut conn)
         .await
-        .expect("connect to the test cluster");
-    sqlx::raw_sql(AssertSqlSafe(format!(
-        "CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB}"
-    )))
-    .execute(&mut conn)
-    .await
-    .expect("create the test database");
+        .expect("create the test database");
     name
 }
 
 /// A fresh, migrated database of its own for one test.
 pub async fn fresh_db() -> Db {
     let name = create_database().await;
-    Db::connect(cluster().options.clone().database(&name), 8)
-        .await
-        .expect("connect to the test database")
+    Db::connect(cluster().options.clone().database(&name), 8).await.expect("connect to the test database")
 }
 
 /// The URL of a fresh, migrated database, for a `cairn` process started by a test.
@@ -151,9 +130,21 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub url: String,
     pub db: Db,
+    /// The app's artifact store, to look behind the API.
+    pub storage: Storage,
     /// A client without cookies or redirects: each request stands alone.
     pub client: reqwest::Client,
-    _storage_dir: tempfile::TempDir,
+    /// The local store's directory, removed with the app.
+    _storage_dir: Option<tempfile::TempDir>,
+}
+
+/// Where a test app keeps artifacts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageKind {
+    /// A fresh temp directory.
+    Local,
+    /// A fresh bucket on the test process's S3 server ([`s3::s3_server`]).
+    S3,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -162,28 +153,52 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts the app with `adjust` applied to the default test configuration.
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut ServerConfig)) -> TestApp {
+    spawn_app_on_with(StorageKind::Local, adjust).await
+}
+
+/// Starts the app with its artifacts in a fresh bucket of the test S3 server.
+pub async fn spawn_app_on_s3() -> TestApp {
+    spawn_app_on(StorageKind::S3).await
+}
+
+pub async fn spawn_app_on(kind: StorageKind) -> TestApp {
+    spawn_app_on_with(kind, |_| {}).await
+}
+
+pub async fn spawn_app_on_with(kind: StorageKind, adjust: impl FnOnce(&mut ServerConfig)) -> TestApp {
+    match kind {
+        StorageKind::Local => {
+            let dir = tempfile::tempdir().expect("storage dir");
+            let storage = Storage::local(dir.path()).expect("storage");
+            start_app(storage, Some(dir), adjust).await
+        }
+        StorageKind::S3 => start_app(s3::s3_server().fresh_storage(), None, adjust).await,
+    }
+}
+
+/// Starts the app on the given store (one that is unreachable, say).
+pub async fn spawn_app_with_storage(storage: Storage, adjust: impl FnOnce(&mut ServerConfig)) -> TestApp {
+    start_app(storage, None, adjust).await
+}
+
+async fn start_app(
+    storage: Storage,
+    storage_dir: Option<tempfile::TempDir>,
+    adjust: impl FnOnce(&mut ServerConfig),
+) -> TestApp {
     let db = fresh_db().await;
-    accounts::bootstrap_admin(&db, Some(ADMIN_PASSWORD))
-        .await
-        .expect("bootstrap admin");
-    let storage_dir = tempfile::tempdir().expect("storage dir");
-    let storage =
-        Storage::from_url(&format!("file://{}", storage_dir.path().display())).expect("storage");
+    accounts::bootstrap_admin(&db, Some(ADMIN_PASSWORD)).await.expect("bootstrap admin");
     let mut config = ServerConfig::new("127.0.0.1:0".parse().expect("addr"));
     adjust(&mut config);
-    let app = Application::build(config, db.clone(), storage)
-        .await
-        .expect("build app");
+    let app = Application::build(config, db.clone(), storage.clone()).await.expect("build app");
     let addr = app.local_addr();
     tokio::spawn(app.run_until(std::future::pending()));
     TestApp {
         addr,
         url: format!("http://{addr}"),
         db,
-        client: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("client"),
+        storage,
+        client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client"),
         _storage_dir: storage_dir,
     }
 }
@@ -195,9 +210,7 @@ impl TestApp {
 
     /// Creates a user directly through the service layer.
     pub async fn add_user(&self, name: &str, password: &str, role: UserRole) {
-        accounts::create_user(&self.db, &Actor::system("test"), name, password, role)
-            .await
-            .expect("create user");
+        accounts::create_user(&self.db, &Actor::system("test"), name, password, role).await.expect("create user");
     }
 
     /// Issues an API token for `user` through the API, with Basic auth.

@@ -155,3 +155,25 @@ pub async fn touch(db: impl PgExecutor<'_>, id: i64, now: i64) -> Result<(), DbE
         .await?;
     Ok(())
 }
+
+/// One page of experiments, newest first (by id), for keyset paging: those with an id below
+/// `before`, whose name matches the case-insensitive `LIKE` pattern `name_like`, in the
+/// given lifecycle stages. Served by the primary key.
+pub async fn page(
+    db: impl PgExecutor<'_>,
+    name_like: Option<&str>,
+    stages: &[&str],
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<ExperimentRow>, DbError> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM experiments WHERE lifecycle_stage = ANY($1) AND ($2::text IS NULL OR name ILIKE $2) \
+         AND ($3::bigint IS NULL OR id < $3) ORDER BY id DESC LIMIT $4"
+    )))
+    .bind(stages)
+    .bind(name_like)
+    .bind(before)
+    .bind(limit)
+    .fetch_all(db)
+    .await?)
+}

@@ -2,6 +2,7 @@
 //! logged models. Multi-row writes are single statements over arrays (`UNNEST`), and
 //! pages of runs are loaded with one query per child table, never one per run.
 
+pub mod dashboard;
 pub mod experiments;
 pub mod logged_models;
 pub mod metrics;

@@ -363,3 +363,33 @@ pub async fn load(db: &sqlx::PgPool, ids: &[i64]) -> Result<Vec<RunRecord>, DbEr
     }
     Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
 }
+
+/// What a run's detail page shows beyond [`RunRecord`]: its environment snapshot, its
+/// parent's public id and how many active child runs it has.
+#[derive(Debug, Clone, FromRow)]
+pub struct RunDetailRow {
+    pub environment: Option<serde_json::Value>,
+    pub parent_run_uuid: Option<Uuid>,
+    pub child_runs: i64,
+}
+
+pub async fn details(db: impl PgExecutor<'_>, run_id: i64) -> Result<RunDetailRow, DbError> {
+    Ok(sqlx::query_as(
+        "SELECT r.environment, p.run_uuid AS parent_run_uuid, \
+         (SELECT count(*) FROM runs c WHERE c.parent_run_id = r.id AND c.lifecycle_stage = 'active') AS child_runs \
+         FROM runs r LEFT JOIN runs p ON p.id = r.parent_run_id WHERE r.id = $1",
+    )
+    .bind(run_id)
+    .fetch_one(db)
+    .await?)
+}
+
+/// Replaces the run's environment snapshot.
+pub async fn set_environment(
+    db: impl PgExecutor<'_>,
+    run_id: i64,
+    environment: &serde_json::Value,
+) -> Result<(), DbError> {
+    sqlx::query("UPDATE runs SET environment = $2 WHERE id = $1").bind(run_id).bind(environment).execute(db).await?;
+    Ok(())
+}

@@ -1,21 +1,27 @@
 //! `/api/v1/audit`: the most recent audit events (admins only).
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::ApiError;
+use super::openapi::Problem;
+use super::query::ApiQuery;
 use crate::auth::Principal;
 use crate::state::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RecentQuery {
+    /// How many events, 1 to 1000 (default 100).
     limit: Option<i64>,
 }
 
-#[derive(Serialize)]
-struct EventView {
+/// An audit event.
+#[derive(Serialize, ToSchema)]
+pub struct EventView {
     id: i64,
     occurred_at: DateTime<Utc>,
     actor: String,
@@ -24,15 +30,29 @@ struct EventView {
     request_id: Option<String>,
     client_addr: Option<String>,
     outcome: String,
+    #[schema(value_type = Object)]
     details: serde_json::Value,
+    /// This row's link in the hash chain (hex).
     hash: String,
 }
 
+/// The most recent audit events, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct EventList {
+    events: Vec<EventView>,
+}
+
+/// Reads the most recent audit events (admins only).
+#[utoipa::path(get, path = "/audit", tag = "audit", params(RecentQuery), responses(
+    (status = 200, body = EventList),
+    (status = 400, description = "Bad limit", body = Problem),
+    (status = 403, body = Problem),
+))]
 pub async fn recent(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
-    Query(query): Query<RecentQuery>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+    ApiQuery(query): ApiQuery<RecentQuery>,
+) -> Result<Json<EventList>, ApiError> {
     if principal.role != cairn_core::Role::Admin {
         return Err(ApiError::forbidden("only admins read the audit log"));
     }
@@ -56,5 +76,5 @@ pub async fn recent(
             hash: hex::encode(r.hash),
         })
         .collect();
-    Ok(Json(serde_json::json!({ "events": events })))
+    Ok(Json(EventList { events }))
 }

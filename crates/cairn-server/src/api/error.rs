@@ -111,3 +111,15 @@ impl From<cairn_db::DbError> for ApiError {
 pub async fn not_found(axum::extract::OriginalUri(uri): axum::extract::OriginalUri) -> ApiError {
     ApiError::not_found(format!("no API route at {}", uri.path()))
 }
+
+impl From<crate::tracking::TrackingError> for ApiError {
+    fn from(e: crate::tracking::TrackingError) -> Self {
+        use crate::tracking::TrackingError;
+        match e {
+            TrackingError::Invalid(msg) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, msg),
+            TrackingError::NotFound(msg) => ApiError::not_found(msg),
+            TrackingError::AlreadyExists(msg) => ApiError::new(StatusCode::CONFLICT, msg),
+            TrackingError::Db(cause) => ApiError::internal(cause),
+        }
+    }
+}

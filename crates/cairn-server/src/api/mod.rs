@@ -1,11 +1,24 @@
-//! The native API under `/api/v1`. Every route is behind [`guard`]; errors are
-//! RFC 9457 problem details ([`ApiError`]).
+//! The native API under `/api/v1`: experiments, runs, metrics, accounts and the audit log,
+//! in JSON designed for people, the dashboard and the CLI (conventions in
+//! [`openapi::ApiDoc`]'s description). Every route but the OpenAPI document is behind
+//! [`guard`]; errors are RFC 9457 problem details ([`ApiError`]).
+//!
+//! Routes are registered through utoipa-axum's [`OpenApiRouter`]: each `routes!` entry adds
+//! a handler to the router and its `#[utoipa::path]` description to the document, so the
+//! document at `/api/v1/openapi.json` cannot drift from the router.
 
 mod audit_log;
 mod error;
+mod experiments;
 mod json;
+mod metrics;
+mod openapi;
+mod query;
+mod run_views;
+mod runs;
 mod tokens;
 mod users;
+mod views;
 
 pub use error::ApiError;
 pub use json::ApiJson;
@@ -14,20 +27,45 @@ use axum::Router;
 use axum::extract::{Request, State};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, patch};
+use axum::routing::get;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::state::AppState;
 
 pub fn router(state: &AppState) -> Router<AppState> {
-    Router::new()
-        .route("/me", get(users::me))
-        .route("/tokens", get(tokens::list).post(tokens::create))
-        .route("/tokens/{id}", delete(tokens::revoke))
-        .route("/users", get(users::list).post(users::create))
-        .route("/users/{username}", patch(users::update))
-        .route("/audit", get(audit_log::recent))
+    let (guarded, _) = routes().split_for_parts();
+    guarded
         .route_layer(from_fn_with_state(state.clone(), guard))
+        .route("/openapi.json", get(openapi::document))
         .fallback(error::not_found)
+}
+
+/// Every guarded route with its description. Paths here are relative to `/api/v1`.
+fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(users::me))
+        .routes(routes!(tokens::list, tokens::create))
+        .routes(routes!(tokens::revoke))
+        .routes(routes!(users::list, users::create))
+        .routes(routes!(users::update))
+        .routes(routes!(audit_log::recent))
+        .routes(routes!(experiments::list, experiments::create))
+        .routes(routes!(experiments::get, experiments::update, experiments::delete))
+        .routes(routes!(experiments::restore))
+        .routes(routes!(runs::list))
+        .routes(routes!(runs::create))
+        .routes(routes!(runs::get, runs::update, runs::delete))
+        .routes(routes!(runs::restore))
+        .routes(routes!(runs::log))
+        .routes(routes!(runs::set_environment))
+        .routes(routes!(metrics::history))
+}
+
+/// The OpenAPI document of `/api/v1`, built from the same routes as [`router`].
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    openapi::with_prefix(routes().into_openapi())
 }
 
 async fn guard(State(state): State<AppState>, mut request: Request, next: Next) -> Response {

@@ -8,26 +8,30 @@ use cairn_db::tokens::TokenRow;
 use cairn_db::{tokens, users};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::openapi::Problem;
 use super::{ApiError, ApiJson};
 use crate::accounts::{self, TokenRequest};
 use crate::audit::{Actor, Audited};
 use crate::auth::{Principal, TokenScope};
 use crate::state::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
+    /// 1 to 100 characters.
     name: String,
-    /// Lifetime in days; absent means the token lives until revoked.
+    /// Lifetime in days (1 to 3650); absent means the token lives until revoked.
     expires_in_days: Option<u32>,
     /// `write` (default) or `read`.
+    #[schema(value_type = Option<String>, example = "read")]
     scope: Option<TokenScope>,
 }
 
 /// A token as the API shows it: never its secret.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct TokenView {
     id: Uuid,
     name: String,
@@ -52,7 +56,7 @@ impl From<TokenRow> for TokenView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct CreatedToken {
     /// The signed token. Shown once; store it now.
     token: String,
@@ -60,6 +64,12 @@ pub struct CreatedToken {
     info: TokenView,
 }
 
+/// Issues an API token for the caller (HTTP Basic, a token or a session). A read-only
+/// credential gets a read-only token.
+#[utoipa::path(post, path = "/tokens", tag = "accounts", request_body = CreateToken, responses(
+    (status = 201, description = "The token; its secret is shown only now", body = CreatedToken),
+    (status = 422, description = "Invalid name or lifetime", body = Problem),
+))]
 pub async fn create(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -87,15 +97,29 @@ pub async fn create(
     Ok((StatusCode::CREATED, Extension(Audited), Json(body)).into_response())
 }
 
+/// The caller's tokens.
+#[derive(Serialize, ToSchema)]
+pub struct TokenList {
+    tokens: Vec<TokenView>,
+}
+
+/// Lists the caller's tokens, never their secrets.
+#[utoipa::path(get, path = "/tokens", tag = "accounts", responses((status = 200, body = TokenList)))]
 pub async fn list(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<TokenList>, ApiError> {
     let rows = tokens::list_for_user(&state.db.pool, principal.user_id).await?;
-    let views: Vec<TokenView> = rows.into_iter().map(TokenView::from).collect();
-    Ok(Json(serde_json::json!({ "tokens": views })))
+    Ok(Json(TokenList { tokens: rows.into_iter().map(TokenView::from).collect() }))
 }
 
+/// Revokes one of the caller's tokens (an admin may revoke anyone's).
+#[utoipa::path(delete, path = "/tokens/{id}", tag = "accounts", params(("id" = String, Path, description = "The token's id (a UUID)")),
+    responses(
+    (status = 200, description = "The revoked token", body = TokenView),
+    (status = 400, description = "Not a UUID", body = Problem),
+    (status = 404, body = Problem),
+))]
 pub async fn revoke(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,

@@ -8,16 +8,20 @@ use cairn_core::Role;
 use cairn_db::users::{self, UserRow};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
+use super::openapi::Problem;
 use super::{ApiError, ApiJson};
 use crate::accounts;
 use crate::audit::{Actor, Audited};
 use crate::auth::Principal;
 use crate::state::AppState;
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct UserView {
     username: String,
+    /// `admin`, `member` or `viewer`.
+    #[schema(value_type = String, example = "member")]
     role: Role,
     disabled: bool,
     created_at: DateTime<Utc>,
@@ -34,6 +38,8 @@ fn require_admin(principal: &Principal) -> Result<(), ApiError> {
     if principal.role == Role::Admin { Ok(()) } else { Err(ApiError::forbidden("only admins manage users")) }
 }
 
+/// The caller's account.
+#[utoipa::path(get, path = "/me", tag = "accounts", responses((status = 200, body = UserView)))]
 pub async fn me(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -44,23 +50,43 @@ pub async fn me(
     Ok(Json(row.into()))
 }
 
+/// Every account.
+#[derive(Serialize, ToSchema)]
+pub struct UserList {
+    users: Vec<UserView>,
+}
+
+/// Lists the accounts (admins only).
+#[utoipa::path(get, path = "/users", tag = "accounts", responses(
+    (status = 200, body = UserList),
+    (status = 403, body = Problem),
+))]
 pub async fn list(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<UserList>, ApiError> {
     require_admin(&principal)?;
     let rows = users::list(&state.db.pool).await?;
-    let views: Vec<UserView> = rows.into_iter().map(UserView::from).collect();
-    Ok(Json(serde_json::json!({ "users": views })))
+    Ok(Json(UserList { users: rows.into_iter().map(UserView::from).collect() }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
     username: String,
     password: String,
+    /// `admin`, `member` (default) or `viewer`.
+    #[schema(value_type = Option<String>, example = "viewer")]
     role: Option<Role>,
 }
+
+/// Creates an account (admins only).
+#[utoipa::path(post, path = "/users", tag = "accounts", request_body = CreateUser, responses(
+    (status = 201, body = UserView),
+    (status = 403, body = Problem),
+    (status = 409, description = "The name is taken", body = Problem),
+    (status = 422, description = "Invalid name or password", body = Problem),
+))]
 
 pub async fn create(
     State(state): State<AppState>,
@@ -74,14 +100,24 @@ pub async fn create(
     Ok((StatusCode::CREATED, Extension(Audited), Json(UserView::from(row))).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUser {
+    /// `admin`, `member` or `viewer`.
+    #[schema(value_type = Option<String>)]
     role: Option<Role>,
     disabled: Option<bool>,
     password: Option<String>,
 }
 
+/// Changes an account's role, disabled flag or password (admins only).
+#[utoipa::path(patch, path = "/users/{username}", tag = "accounts", params(("username" = String, Path)),
+    request_body = UpdateUser, responses(
+    (status = 200, body = UserView),
+    (status = 400, description = "Nothing to change", body = Problem),
+    (status = 403, body = Problem),
+    (status = 404, body = Problem),
+))]
 pub async fn update(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,

@@ -8,6 +8,7 @@ use cairn_db::tracking::experiments::{self as repo, ExperimentRow};
 use cairn_db::tracking::search::{self, ExperimentQuery, ViewType};
 use cairn_db::tracking::{KeyValue, now_millis};
 use serde_json::json;
+use sqlx::PgConnection;
 
 use super::{Result, TrackingError};
 use crate::audit::Actor;
@@ -28,10 +29,7 @@ pub async fn create_experiment(
     tags: &[KeyValue],
 ) -> Result<ExperimentRow> {
     validate_experiment_name(name)?;
-    for tag in tags {
-        validate_key(KeyKind::Tag, &tag.key)?;
-        validate_tag_value(&tag.key, &tag.value)?;
-    }
+    validate_tags(tags)?;
     let location = artifact_location.filter(|l| !l.is_empty());
     let mut tx = db.pool.begin().await?;
     let row = repo::insert(&mut tx, name, location, actor.user_id, now_millis()).await?;
@@ -71,11 +69,63 @@ pub async fn rename_experiment(db: &Db, actor: &Actor, id: i64, new_name: &str) 
         return Err(TrackingError::Invalid(format!("Cannot rename a non-active experiment {id}.")));
     }
     let mut tx = db.pool.begin().await?;
-    repo::rename(&mut *tx, id, new_name, now_millis()).await?;
-    let details = json!({"from": existing.name, "to": new_name});
-    audit::append_in(&mut tx, actor.event("experiment.rename", format!("experiment:{id}"), details)).await?;
+    rename_in(&mut tx, actor, &existing, new_name).await?;
     tx.commit().await?;
     Ok(())
+}
+
+fn validate_tags(tags: &[KeyValue]) -> Result<()> {
+    for tag in tags {
+        validate_key(KeyKind::Tag, &tag.key)?;
+        validate_tag_value(&tag.key, &tag.value)?;
+    }
+    Ok(())
+}
+
+/// Renames an experiment and records who did it.
+async fn rename_in(conn: &mut PgConnection, actor: &Actor, existing: &ExperimentRow, new_name: &str) -> Result<()> {
+    let id = existing.id;
+    repo::rename(&mut *conn, id, new_name, now_millis()).await?;
+    let details = json!({"from": existing.name, "to": new_name});
+    audit::append_in(conn, actor.event("experiment.rename", format!("experiment:{id}"), details)).await?;
+    Ok(())
+}
+
+/// A change to an experiment: a new name, tags to set, tags to remove.
+#[derive(Default)]
+pub struct ExperimentChange<'a> {
+    pub name: Option<&'a str>,
+    pub set_tags: Vec<KeyValue>,
+    pub remove_tags: Vec<String>,
+}
+
+/// Renames and retags an active experiment in one transaction; a rename is audited, and
+/// removing a tag that is not there is no error. Returns whether the name changed.
+pub async fn update_experiment(db: &Db, actor: &Actor, id: i64, change: ExperimentChange<'_>) -> Result<bool> {
+    if let Some(name) = change.name {
+        validate_experiment_name(name)?;
+    }
+    validate_tags(&change.set_tags)?;
+    let existing = require_experiment(db, id).await?;
+    if existing.lifecycle_stage != "active" {
+        return Err(TrackingError::Invalid(format!("Cannot change a non-active experiment {id}.")));
+    }
+    let mut tx = db.pool.begin().await?;
+    let renamed = match change.name {
+        Some(name) if name != existing.name => {
+            rename_in(&mut tx, actor, &existing, name).await?;
+            true
+        }
+        _ => false,
+    };
+    if !change.set_tags.is_empty() {
+        repo::set_tags(&mut *tx, id, &change.set_tags).await?;
+    }
+    for key in &change.remove_tags {
+        repo::delete_tag(&mut *tx, id, key).await?;
+    }
+    tx.commit().await?;
+    Ok(renamed)
 }
 
 /// Deletes (`deleted = true`) or restores an experiment with its runs.
@@ -143,14 +193,40 @@ pub async fn search_experiments(
     .await?;
     let more = rows.len() as i64 > query.max_results;
     let rows: Vec<ExperimentRow> = rows.into_iter().take(query.max_results as usize).collect();
+    Ok((with_tags(db, rows).await?, more))
+}
+
+/// Experiments with their tags, in the order given.
+async fn with_tags(db: &Db, rows: Vec<ExperimentRow>) -> Result<Vec<(ExperimentRow, Vec<KeyValue>)>> {
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     let mut tags = repo::tags_of(&db.pool, &ids).await?;
-    let page = rows
+    Ok(rows
         .into_iter()
         .map(|row| {
             let own = tags.extract_if(.., |(id, _)| *id == row.id).map(|(_, t)| t).collect();
             (row, own)
         })
-        .collect();
-    Ok((page, more))
+        .collect())
+}
+
+/// One page of the experiment list, newest first.
+pub struct ExperimentPage<'a> {
+    /// A case-insensitive SQL `LIKE` pattern on the name.
+    pub name_like: Option<&'a str>,
+    pub view: ViewType,
+    /// The last experiment of the previous page.
+    pub after: Option<i64>,
+    pub limit: i64,
+}
+
+/// A page of experiments with their tags and, when more follow, the id to continue after.
+pub async fn list_experiments(
+    db: &Db,
+    page: &ExperimentPage<'_>,
+) -> Result<(Vec<(ExperimentRow, Vec<KeyValue>)>, Option<i64>)> {
+    let mut rows = repo::page(&db.pool, page.name_like, page.view.stages(), page.after, page.limit + 1).await?;
+    let more = rows.len() as i64 > page.limit;
+    rows.truncate(usize::try_from(page.limit).unwrap_or(0));
+    let next = if more { rows.last().map(|r| r.id) } else { None };
+    Ok((with_tags(db, rows).await?, next))
 }

@@ -3,13 +3,17 @@
 //! one transaction, and records the audit events this domain promises (creation,
 //! deletion, restore and rename of experiments and runs, with the actor).
 
+mod environment;
 mod experiments;
 mod logged_models;
 mod runs;
+mod series;
 
+pub use environment::*;
 pub use experiments::*;
 pub use logged_models::*;
 pub use runs::*;
+pub use series::*;
 
 use cairn_core::ValidationError;
 use cairn_db::DbError;

@@ -8,14 +8,14 @@ use cairn_core::tracking::{
 use cairn_db::Db;
 use cairn_db::audit;
 use cairn_db::tracking::metrics::{self, HistoryCursor, HistoryPoint, MetricPoint};
-use cairn_db::tracking::runs::{self as repo, NewInput, NewRun, RunRecord, RunRow, RunUpdate};
-use cairn_db::tracking::search::{self, RunQuery, ViewType};
+use cairn_db::tracking::runs::{self as repo, NewInput, NewRun, RunDetailRow, RunRecord, RunRow, RunUpdate};
+use cairn_db::tracking::search::{self, RunPageQuery, RunQuery, ViewType};
 use cairn_db::tracking::{KeyValue, experiments, now_millis};
 use serde_json::json;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::{Result, TrackingError};
+use super::{Environment, Result, TrackingError};
 use crate::audit::Actor;
 
 pub const RUN_NAME_TAG: &str = "mlflow.runName";
@@ -30,11 +30,11 @@ fn not_found(id: Uuid) -> TrackingError {
     TrackingError::NotFound(format!("Run with id={} not found", id.simple()))
 }
 
-async fn require_run(db: &Db, id: Uuid) -> Result<RunRow> {
+pub(super) async fn require_run(db: &Db, id: Uuid) -> Result<RunRow> {
     repo::get(&db.pool, id).await?.ok_or_else(|| not_found(id))
 }
 
-fn require_active(run: &RunRow) -> Result<()> {
+pub(super) fn require_active(run: &RunRow) -> Result<()> {
     if run.lifecycle_stage == "active" {
         Ok(())
     } else {
@@ -55,6 +55,31 @@ pub struct NewRunRequest<'a> {
 }
 
 pub async fn create_run(db: &Db, actor: &Actor, request: NewRunRequest<'_>) -> Result<RunRecord> {
+    create_run_with(db, actor, request, RunExtras::default()).await
+}
+
+/// What the native API gives a new run beyond MLflow's `runs/create`, written in the same
+/// transaction as the run itself.
+#[derive(Default)]
+pub struct RunExtras {
+    pub params: Vec<KeyValue>,
+    pub environment: Option<Environment>,
+    /// The parent run (recorded as MLflow's `mlflow.parentRunId` tag); it must exist.
+    pub parent: Option<Uuid>,
+}
+
+pub async fn create_run_with(
+    db: &Db,
+    actor: &Actor,
+    mut request: NewRunRequest<'_>,
+    extras: RunExtras,
+) -> Result<RunRecord> {
+    if let Some(parent) = extras.parent {
+        require_run(db, parent).await?;
+        request.tags.push(KeyValue { key: PARENT_RUN_TAG.into(), value: parent.simple().to_string() });
+    }
+    let params = Batch { params: extras.params, ..Batch::default() };
+    validate_batch(&params)?;
     validate_tags(&request.tags)?;
     let experiment = experiments::get(&db.pool, request.experiment_id)
         .await?
@@ -93,6 +118,10 @@ pub async fn create_run(db: &Db, actor: &Actor, request: NewRunRequest<'_>) -> R
     };
     let row = repo::insert(&mut tx, &new).await?;
     repo::set_tags(&mut tx, row.id, row.experiment_id, &tags).await?;
+    repo::log_params(&mut tx, row.id, row.experiment_id, &params.params).await?;
+    if let Some(environment) = &extras.environment {
+        repo::set_environment(&mut *tx, row.id, environment.as_json()).await?;
+    }
     experiments::touch(&mut *tx, experiment.id, now_millis()).await?;
     let details = json!({"experiment_id": experiment.id.to_string(), "name": name});
     audit::append_in(&mut tx, actor.event("run.create", format!("run:{}", run_uuid.simple()), details)).await?;
@@ -123,6 +152,15 @@ pub struct RunChange<'a> {
 }
 
 pub async fn update_run(db: &Db, id: Uuid, change: RunChange<'_>) -> Result<RunRow> {
+    update_run_in(db, None, id, change).await
+}
+
+/// [`update_run`] on behalf of `actor`, who is recorded when the run is renamed.
+pub async fn update_run_by(db: &Db, actor: &Actor, id: Uuid, change: RunChange<'_>) -> Result<RunRow> {
+    update_run_in(db, Some(actor), id, change).await
+}
+
+async fn update_run_in(db: &Db, actor: Option<&Actor>, id: Uuid, change: RunChange<'_>) -> Result<RunRow> {
     if let Some(status) = change.status {
         validate_run_status(status)?;
     }
@@ -138,6 +176,10 @@ pub async fn update_run(db: &Db, id: Uuid, change: RunChange<'_>) -> Result<RunR
     if let Some(name) = name {
         let tag = KeyValue { key: RUN_NAME_TAG.into(), value: name.to_owned() };
         repo::set_tags(&mut tx, run.id, run.experiment_id, &[tag]).await?;
+        if let Some(actor) = actor.filter(|_| name != run.name) {
+            let details = json!({"from": run.name, "to": name});
+            audit::append_in(&mut tx, actor.event("run.rename", format!("run:{}", id.simple()), details)).await?;
+        }
     }
     tx.commit().await?;
     Ok(updated)
@@ -335,4 +377,49 @@ pub async fn search_runs(db: &Db, query: &RunSearch<'_>) -> Result<(Vec<RunRecor
     let more = ids.len() as i64 > query.max_results;
     ids.truncate(query.max_results as usize);
     Ok((repo::load(&db.pool, &ids).await?, more))
+}
+
+/// A run with what its detail page shows beyond [`RunRecord`].
+pub async fn get_run_details(db: &Db, id: Uuid) -> Result<(RunRecord, RunDetailRow)> {
+    let record = get_run(db, id).await?;
+    let details = repo::details(&db.pool, record.run.id).await?;
+    Ok((record, details))
+}
+
+/// One page of an experiment's runs, in keyset order.
+pub struct RunPage<'a> {
+    pub experiment_id: i64,
+    pub filter: &'a RunFilter,
+    pub order_by: &'a [OrderBy<RunOrderKey>],
+    pub view: ViewType,
+    /// The last run of the previous page.
+    pub after: Option<Uuid>,
+    pub limit: i64,
+}
+
+/// A page of runs and, when more follow, the run to continue after.
+pub async fn list_runs(db: &Db, page: &RunPage<'_>) -> Result<(Vec<RunRecord>, Option<Uuid>)> {
+    experiments::get(&db.pool, page.experiment_id)
+        .await?
+        .ok_or_else(|| TrackingError::NotFound(format!("No Experiment with id={} exists", page.experiment_id)))?;
+    if let Some(after) = page.after
+        && repo::get(&db.pool, after).await?.is_none()
+    {
+        return Err(TrackingError::Invalid("the cursor names no run; start again without it".into()));
+    }
+    let experiment_ids = [page.experiment_id];
+    let query = RunPageQuery {
+        experiment_ids: &experiment_ids,
+        filter: page.filter,
+        order_by: page.order_by,
+        view: page.view,
+        after: page.after,
+        limit: page.limit + 1,
+    };
+    let mut ids = search::run_ids_after(&db.pool, &query).await?;
+    let more = ids.len() as i64 > page.limit;
+    ids.truncate(usize::try_from(page.limit).unwrap_or(0));
+    let records = repo::load(&db.pool, &ids).await?;
+    let next = if more { records.last().map(|r| r.run.run_uuid) } else { None };
+    Ok((records, next))
 }

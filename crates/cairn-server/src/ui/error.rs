@@ -44,6 +44,19 @@ impl From<cairn_db::DbError> for HtmlError {
     }
 }
 
+/// A service refusal becomes a page that says why; database failures stay in the log.
+impl From<crate::tracking::TrackingError> for HtmlError {
+    fn from(e: crate::tracking::TrackingError) -> Self {
+        use crate::tracking::TrackingError;
+        match e {
+            TrackingError::NotFound(message) => HtmlError::page(StatusCode::NOT_FOUND, message),
+            TrackingError::Invalid(message) => HtmlError::page(StatusCode::BAD_REQUEST, message),
+            TrackingError::AlreadyExists(message) => HtmlError::page(StatusCode::CONFLICT, message),
+            TrackingError::Db(e) => HtmlError::internal(e),
+        }
+    }
+}
+
 impl IntoResponse for HtmlError {
     fn into_response(self) -> Response {
         match self {

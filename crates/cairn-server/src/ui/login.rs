@@ -30,7 +30,7 @@ pub struct NextQuery {
 }
 
 /// Only same-site paths are followed after login (no open redirect).
-fn safe_next(next: Option<&str>) -> &str {
+pub(super) fn safe_next(next: Option<&str>) -> &str {
     match next {
         Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n,
         _ => "/",

@@ -1,8 +1,16 @@
 //! The dashboard: server-rendered pages (askama templates from `web/templates`) that work
 //! without JavaScript. Pages need a session; forms carry the session's CSRF token.
 
+mod compare;
+mod display;
 mod error;
+mod experiments;
+mod links;
 mod login;
+mod run_forms;
+mod run_page;
+mod runs_table;
+mod series;
 mod session_user;
 mod static_files;
 mod tokens;
@@ -19,7 +27,21 @@ use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/", get(home))
+        .route("/", get(experiments::page))
+        .route("/experiments", post(experiments::create))
+        .route("/experiments/{id}", get(runs_table::page))
+        .route("/experiments/{id}/rename", post(experiments::rename))
+        .route("/experiments/{id}/delete", post(experiments::delete))
+        .route("/experiments/{id}/restore", post(experiments::restore))
+        .route("/runs/{run_id}", get(run_page::page))
+        .route("/runs/{run_id}/delete", post(run_forms::delete))
+        .route("/runs/{run_id}/restore", post(run_forms::restore))
+        .route("/runs/{run_id}/tags", post(run_forms::save_tag))
+        .route("/runs/{run_id}/tags/delete", post(run_forms::delete_tag))
+        .route("/runs/{run_id}/description", post(run_forms::save_description))
+        .route("/runs/{run_id}/metrics/{*key}", get(series::run_series))
+        .route("/compare", get(compare::page))
+        .route("/compare/metrics/{*key}", get(series::compare_series))
         .route("/login", get(login::form).post(login::submit))
         .route("/logout", post(login::logout))
         .route("/settings/tokens", get(tokens::page).post(tokens::create))
@@ -48,20 +70,6 @@ impl From<&SessionUser> for Header {
 /// Renders a template; a rendering failure becomes the generic error page.
 pub fn render(template: &impl Template) -> Result<Html<String>, HtmlError> {
     template.render().map(Html).map_err(HtmlError::internal)
-}
-
-#[derive(Template)]
-#[template(path = "home.html")]
-struct HomePage {
-    header: Header,
-    tracking_uri: String,
-}
-
-async fn home(
-    user: SessionUser,
-    axum::extract::State(state): axum::extract::State<AppState>,
-) -> Result<Html<String>, HtmlError> {
-    render(&HomePage { header: Header::from(&user), tracking_uri: public_url(&state) })
 }
 
 /// The URL users reach this server at.

@@ -16,6 +16,29 @@ pub struct SessionUser {
 }
 
 impl SessionUser {
+    /// Whether this user may change data (members and admins); pages show their forms only then.
+    pub fn can_write(&self) -> bool {
+        self.principal.can_write()
+    }
+
+    /// Refuses a change by a viewer, as the API does.
+    pub fn require_writer(&self) -> Result<(), HtmlError> {
+        if self.can_write() {
+            Ok(())
+        } else {
+            Err(HtmlError::page(
+                axum::http::StatusCode::FORBIDDEN,
+                format!("Your role ({}) can read but not change data.", self.principal.role),
+            ))
+        }
+    }
+
+    /// [`Self::check_csrf`] then [`Self::require_writer`]: what every form that changes data checks.
+    pub fn check_change(&self, submitted_csrf: &str) -> Result<(), HtmlError> {
+        self.check_csrf(submitted_csrf)?;
+        self.require_writer()
+    }
+
     /// Checks a form's CSRF field against this session's token.
     pub fn check_csrf(&self, submitted: &str) -> Result<(), HtmlError> {
         if session::csrf_matches(submitted, &self.csrf_token) {

@@ -1,0 +1,81 @@
+//! Metric series for charts: the whole history of one key, downsampled on the server when
+//! it is longer than the chart can show.
+
+use cairn_db::Db;
+use cairn_db::tracking::metrics::{self, Bucket, SeriesPoint};
+use uuid::Uuid;
+
+use super::Result;
+use super::runs::require_run;
+
+/// Points per bucket in a downsampled series: first, min, max and last.
+const POINTS_PER_BUCKET: usize = 4;
+
+/// A metric's series as a chart gets it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    /// How many points the metric has in all.
+    pub total_points: i64,
+    /// Whether `points` is a downsampled selection rather than the whole history.
+    pub downsampled: bool,
+    /// In step, then timestamp, order.
+    pub points: Vec<SeriesPoint>,
+}
+
+/// The series of `key` in run `id`, at most `max_points` points (at least 4). A longer
+/// series is cut into `max_points / 4` buckets of steps and each bucket keeps its first,
+/// min, max and last points, so spikes, the global extremes and both ends survive.
+pub async fn metric_series(db: &Db, id: Uuid, key: &str, max_points: usize) -> Result<Series> {
+    let run = require_run(db, id).await?;
+    // A series that fits is read whole; one point more says it does not.
+    let limit = i64::try_from(max_points).unwrap_or(i64::MAX - 1);
+    let head = metrics::history(&db.pool, run.id, key, None, limit + 1).await?;
+    if head.len() <= max_points {
+        let points: Vec<SeriesPoint> =
+            head.into_iter().map(|p| SeriesPoint { step: p.step, timestamp: p.timestamp, value: p.value }).collect();
+        return Ok(Series { total_points: points.len() as i64, downsampled: false, points });
+    }
+    let buckets = i32::try_from((max_points / POINTS_PER_BUCKET).max(1)).unwrap_or(i32::MAX);
+    let buckets = metrics::buckets(&db.pool, run.id, key, buckets).await?;
+    let total_points = buckets.iter().map(|b| b.points).sum();
+    Ok(Series { total_points, downsampled: true, points: flatten(&buckets) })
+}
+
+/// The distinct points of the buckets, in step, timestamp order.
+fn flatten(buckets: &[Bucket]) -> Vec<SeriesPoint> {
+    let mut points: Vec<SeriesPoint> = Vec::with_capacity(buckets.len() * POINTS_PER_BUCKET);
+    for bucket in buckets {
+        let mut own: Vec<SeriesPoint> =
+            [Some(bucket.first), bucket.min, bucket.max, Some(bucket.last)].into_iter().flatten().collect();
+        own.sort_by_key(|p| (p.step, p.timestamp));
+        own.dedup_by(|a, b| a.step == b.step && a.timestamp == b.timestamp && a.value.to_bits() == b.value.to_bits());
+        points.extend(own);
+    }
+    points
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(step: i64, value: f64) -> SeriesPoint {
+        SeriesPoint { step, timestamp: step * 10, value }
+    }
+
+    #[test]
+    fn buckets_flatten_in_order_without_duplicates() {
+        let buckets = [
+            Bucket {
+                bucket: 1,
+                points: 10,
+                first: point(0, 5.0),
+                last: point(9, 1.0),
+                min: Some(point(9, 1.0)),
+                max: Some(point(3, 8.0)),
+            },
+            Bucket { bucket: 2, points: 1, first: point(10, 2.0), last: point(10, 2.0), min: None, max: None },
+        ];
+        let steps: Vec<i64> = flatten(&buckets).iter().map(|p| p.step).collect();
+        assert_eq!(steps, [0, 3, 9, 10]);
+    }
+}
