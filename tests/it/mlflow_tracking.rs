@@ -447,6 +447,7 @@ async fn auth_roles_and_audit_on_the_mlflow_surface() {
     let run = api.run(&exp, "r").await;
     api.ok("runs/log-batch", json!({"run_id": run, "metrics": [{"key": "m", "value": 1, "timestamp": 1}]})).await;
     api.ok("experiments/update", json!({"experiment_id": exp, "new_name": "audited-2"})).await;
+    api.ok("runs/update", json!({"run_id": run, "run_name": "r-renamed"})).await;
     api.ok("runs/delete", json!({"run_id": run})).await;
 
     let anonymous = app
@@ -477,7 +478,7 @@ async fn auth_roles_and_audit_on_the_mlflow_surface() {
 
     let events = cairn_db::audit::recent(&app.db.pool, 100).await.expect("audit");
     let actions: Vec<&str> = events.iter().map(|e| e.action.as_str()).collect();
-    for expected in ["experiment.create", "run.create", "experiment.rename", "run.delete"] {
+    for expected in ["experiment.create", "run.create", "experiment.rename", "run.rename", "run.delete"] {
         let event = events.iter().find(|e| e.action == expected).unwrap_or_else(|| panic!("{expected} in {actions:?}"));
         assert_eq!(event.actor_name, "admin");
     }

@@ -86,12 +86,14 @@ pub struct UpdateBody {
 
 pub async fn update(
     State(state): State<AppState>,
+    actor: Actor,
     MlflowJson(body): MlflowJson<UpdateBody>,
 ) -> Result<Response, MlflowError> {
     let id = run_of(body.run_id, body.run_uuid)?;
     let change =
         RunChange { status: body.status.as_deref(), end_time: body.end_time, run_name: body.run_name.as_deref() };
-    let row = tracking::update_run(&state.db, id, change).await?;
+    // A rename is audited by the service; status changes are telemetry.
+    let row = tracking::update_run_by(&state.db, &actor, id, change).await?;
     Ok((Extension(AuditExempt), Json(json!({"run_info": RunInfo::new(&row)}))).into_response())
 }
 
