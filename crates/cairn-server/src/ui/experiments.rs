@@ -13,6 +13,7 @@ use cairn_db::tracking::dashboard::{self, ExperimentActivity};
 use cairn_db::tracking::search::ViewType;
 use serde::Deserialize;
 
+use super::LifecycleForm;
 use super::display::When;
 use super::{Header, HtmlError, SessionUser, links, login::safe_next, public_url, render};
 use crate::audit::{Actor, Audited};
@@ -205,12 +206,6 @@ pub async fn rename(
         Ok(()) => Ok((Extension(Audited), Redirect::to(safe_next(form.next.as_deref()))).into_response()),
         Err(e) => refused(&state, &user, e, String::new()).await,
     }
-}
-
-#[derive(Deserialize)]
-pub struct LifecycleForm {
-    csrf_token: String,
-    next: Option<String>,
 }
 
 pub async fn delete(

@@ -82,3 +82,11 @@ pub fn public_url(state: &AppState) -> String {
         .trim_end_matches('/')
         .to_owned()
 }
+
+/// The form behind every delete and restore button: the session's CSRF token and where to
+/// go back to.
+#[derive(serde::Deserialize)]
+pub struct LifecycleForm {
+    pub csrf_token: String,
+    pub next: Option<String>,
+}

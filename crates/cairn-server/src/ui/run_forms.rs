@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use cairn_db::tracking::KeyValue;
 use serde::Deserialize;
 
+use super::LifecycleForm;
 use super::login::safe_next;
 use super::run_page::{NOTE_TAG, render_run};
 use super::{HtmlError, SessionUser, links};
@@ -99,12 +100,6 @@ pub async fn save_description(
         Ok(()) => Ok(back_to(id, "description")),
         Err(e) => refused(&state, &user, &run_id, e).await,
     }
-}
-
-#[derive(Deserialize)]
-pub struct LifecycleForm {
-    csrf_token: String,
-    next: Option<String>,
 }
 
 pub async fn delete(
