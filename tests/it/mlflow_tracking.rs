@@ -300,24 +300,28 @@ async fn search_runs_with_the_mlflow_grammar() {
     assert!(none.get("runs").is_none(), "empty result omits `runs`: {none}");
 
     // Default order: newest start first; then pages of 5 with tokens.
-    let mut token: Option<String> = None;
-    let mut seen = Vec::new();
-    loop {
-        let mut body = json!({"experiment_ids": [exp], "max_results": 5});
-        if let Some(t) = &token {
-            body["page_token"] = json!(t);
-        }
-        let page = api.ok("runs/search", body).await;
-        seen.extend(names(&page));
-        match page["next_page_token"].as_str() {
-            Some(t) => token = Some(t.to_owned()),
-            None => break,
-        }
-    }
+    let mut seen = search_all_pages(&api, &exp, &[], 5).await;
     assert_eq!(seen.len(), 12);
     seen.sort();
     seen.dedup();
     assert_eq!(seen.len(), 12, "pages neither repeat nor skip runs");
+
+    // Ordered by a metric that some runs lack: those come last, and pages that cross from the
+    // runs with the metric to the runs without it (or start past them) neither repeat nor skip.
+    for i in 0..4 {
+        api.run(&exp, &format!("bare-{i}")).await;
+    }
+    let unpaged = names(&api.ok("runs/search", search("", vec!["metrics.acc DESC"])).await);
+    assert_eq!(unpaged.len(), 16);
+    assert_eq!(unpaged[..2], ["run-11", "run-10"]);
+    assert!(unpaged[12..].iter().all(|n| n.starts_with("bare-")), "runs without the metric last: {unpaged:?}");
+    for page_size in [5, 6, 12, 13] {
+        assert_eq!(
+            search_all_pages(&api, &exp, &["metrics.acc DESC"], page_size).await,
+            unpaged,
+            "pages of {page_size}"
+        );
+    }
 
     assert_error(api.post("runs/search", search("metrics.acc >> 1", vec![])).await, 400, "INVALID_PARAMETER_VALUE");
     assert_error(
@@ -488,4 +492,23 @@ async fn auth_roles_and_audit_on_the_mlflow_surface() {
         actions.contains(&"http.post /api/2.0/mlflow/experiments/create"),
         "refused writes are recorded: {actions:?}"
     );
+}
+
+/// The names of an experiment's runs in the given order, read in pages following the tokens.
+async fn search_all_pages(api: &Mlflow<'_>, exp: &str, order_by: &[&str], page_size: i64) -> Vec<String> {
+    let mut token: Option<String> = None;
+    let mut seen = Vec::new();
+    loop {
+        let mut body = json!({"experiment_ids": [exp], "order_by": order_by, "max_results": page_size});
+        if let Some(t) = &token {
+            body["page_token"] = json!(t);
+        }
+        let page = api.ok("runs/search", body).await;
+        let runs = page["runs"].as_array().map_or(&[][..], |r| r.as_slice());
+        seen.extend(runs.iter().map(|r| r["info"]["run_name"].as_str().expect("name").to_owned()));
+        match page["next_page_token"].as_str() {
+            Some(t) => token = Some(t.to_owned()),
+            None => return seen,
+        }
+    }
 }

@@ -7,7 +7,7 @@ use cairn_core::search::{
     DatasetField, ExperimentClause, ExperimentFilter, ExperimentOrderKey, ExperimentTimeAttr, OrderBy, RunAttr,
     RunClause, RunFilter, RunOrderKey, StrCond,
 };
-use sqlx::{PgExecutor, Postgres, QueryBuilder};
+use sqlx::{PgExecutor, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::experiments::ExperimentRow;
@@ -42,32 +42,26 @@ pub struct RunQuery<'a> {
 }
 
 /// The ids of the matching runs, in order, for one page.
-pub async fn run_ids(db: impl PgExecutor<'_>, query: &RunQuery<'_>) -> Result<Vec<i64>, DbError> {
-    let mut q = QueryBuilder::<Postgres>::new("SELECT r.id FROM runs r");
-    push_run_where(&mut q, query.experiment_ids, query.view, query.filter);
-    q.push(" ORDER BY ");
-    for order in query.order_by {
-        push_run_order(&mut q, order);
-        q.push(", ");
+pub async fn run_ids(db: &PgPool, query: &RunQuery<'_>) -> Result<Vec<i64>, DbError> {
+    let search = Search::new(query.experiment_ids, query.view, query.filter, query.order_by);
+    let Some(first) = search.first_child_key() else {
+        return fetch_ids(db, search.select(Segment::Whole, None), query.offset, query.limit).await;
+    };
+    let mut ids = fetch_ids(db, search.select(Segment::Keyed(first), None), query.offset, query.limit).await?;
+    let wanted = query.limit - ids.len() as i64;
+    if wanted > 0 {
+        // The page reaches the runs without the key: skip those that earlier pages showed.
+        let keyed_runs = if ids.is_empty() {
+            let mut count = QueryBuilder::<Postgres>::new("SELECT count(*)");
+            search.push_from_where(&mut count, Segment::Keyed(first), None);
+            count.build_query_scalar::<i64>().fetch_one(db).await?
+        } else {
+            query.offset + ids.len() as i64
+        };
+        let skip = (query.offset - keyed_runs).max(0);
+        ids.extend(fetch_ids(db, search.select(Segment::Missing(first), None), skip, wanted).await?);
     }
-    q.push("r.start_time DESC NULLS LAST, r.id DESC LIMIT ");
-    q.push_bind(query.limit).push(" OFFSET ").push_bind(query.offset);
-    Ok(q.build_query_scalar().fetch_all(db).await?)
-}
-
-/// `WHERE`: the runs of the experiments, in the lifecycle stages asked for, that match every clause.
-pub(super) fn push_run_where(
-    q: &mut QueryBuilder<Postgres>,
-    experiment_ids: &[i64],
-    view: ViewType,
-    filter: &RunFilter,
-) {
-    q.push(" WHERE r.experiment_id = ANY(").push_bind(experiment_ids.to_vec()).push(") AND r.lifecycle_stage = ANY(");
-    q.push_bind(view.stages()).push(")");
-    for clause in &filter.0 {
-        q.push(" AND ");
-        push_run_clause(q, experiment_ids, clause);
-    }
+    Ok(ids)
 }
 
 /// One page of a run search in keyset order, for the native API's cursors.
@@ -85,58 +79,205 @@ pub struct RunPageQuery<'a> {
 ///
 /// The cursor is a run, not an offset: its sort values are read in the same statement (as
 /// `cur`), so a page costs the same at any depth and runs added or removed meanwhile do not
-/// shift later pages. Every sort key sorts nulls last; `r.id` breaks the remaining ties, so
-/// the order is total and no run appears on two pages.
-pub async fn run_ids_after(db: impl PgExecutor<'_>, query: &RunPageQuery<'_>) -> Result<Vec<i64>, DbError> {
-    // The requested keys, then run_ids' tie-breakers (start time, then id).
-    let tail = OrderBy { key: RunOrderKey::Attribute(RunAttr::StartTime), ascending: false };
-    let keys: Vec<&OrderBy<RunOrderKey>> = query.order_by.iter().chain(std::iter::once(&tail)).collect();
-    let mut q = QueryBuilder::<Postgres>::new("SELECT r.id FROM runs r");
-    if let Some(after) = query.after {
-        q.push(" CROSS JOIN (SELECT ");
-        for (i, order) in keys.iter().enumerate() {
-            push_run_sort_value(&mut q, &order.key, "c");
-            q.push(format!(" AS k{i}, "));
-        }
-        q.push("c.id FROM runs c WHERE c.run_uuid = ").push_bind(after).push(") cur");
+/// shift later pages.
+pub async fn run_ids_after(db: &PgPool, query: &RunPageQuery<'_>) -> Result<Vec<i64>, DbError> {
+    let search = Search::new(query.experiment_ids, query.view, query.filter, query.order_by);
+    let Some(first) = search.first_child_key() else {
+        return fetch_ids(db, search.select(Segment::Whole, query.after), 0, query.limit).await;
+    };
+    let mut ids = fetch_ids(db, search.select(Segment::Keyed(first), query.after), 0, query.limit).await?;
+    let wanted = query.limit - ids.len() as i64;
+    if wanted > 0 {
+        ids.extend(fetch_ids(db, search.select(Segment::Missing(first), query.after), 0, wanted).await?);
     }
-    push_run_where(&mut q, query.experiment_ids, query.view, query.filter);
-    if query.after.is_some() {
-        q.push(" AND (");
-        push_after_cursor(&mut q, &keys);
-        q.push(")");
+    Ok(ids)
+}
+
+async fn fetch_ids(db: &PgPool, mut q: QueryBuilder<Postgres>, offset: i64, limit: i64) -> Result<Vec<i64>, DbError> {
+    q.push(" LIMIT ").push_bind(limit);
+    if offset > 0 {
+        q.push(" OFFSET ").push_bind(offset);
     }
-    q.push(" ORDER BY ");
-    for order in &keys {
-        push_run_order(&mut q, order);
-        q.push(", ");
-    }
-    q.push("r.id DESC LIMIT ").push_bind(query.limit);
     Ok(q.build_query_scalar().fetch_all(db).await?)
 }
 
-/// "`r` sorts after `cur`": after it on the first key, or tied on the first and after it on
-/// the second, ..., or tied on all keys with a smaller id. With nulls last, the values after
-/// a non-null value are the greater (descending: smaller) ones and every null; nothing but
-/// tied nulls follows a null.
-fn push_after_cursor(q: &mut QueryBuilder<Postgres>, keys: &[&OrderBy<RunOrderKey>]) {
-    for i in 0..=keys.len() {
-        q.push(if i == 0 { "(" } else { " OR (" });
-        for (j, order) in keys[..i].iter().enumerate() {
-            push_run_sort_value(q, &order.key, "r");
-            q.push(format!(" IS NOT DISTINCT FROM cur.k{j} AND "));
+/// `WHERE`: the runs of the experiments, in the lifecycle stages asked for, that match every clause.
+pub(super) fn push_run_where(
+    q: &mut QueryBuilder<Postgres>,
+    experiment_ids: &[i64],
+    view: ViewType,
+    filter: &RunFilter,
+) {
+    q.push(" WHERE ");
+    push_in_experiments(q, "r.experiment_id", experiment_ids);
+    q.push(" AND r.lifecycle_stage = ANY(").push_bind(view.stages()).push(")");
+    for clause in &filter.0 {
+        q.push(" AND ");
+        push_run_clause(q, experiment_ids, clause);
+    }
+}
+
+/// `column` is one of the experiments: a plain equality for one (so that an index on
+/// `(experiment_id, key, value)` yields rows in value order), `= ANY` for several.
+fn push_in_experiments(q: &mut QueryBuilder<Postgres>, column: &str, experiment_ids: &[i64]) {
+    match experiment_ids {
+        [one] => q.push(format!("{column} = ")).push_bind(*one),
+        many => q.push(format!("{column} = ANY(")).push_bind(many.to_vec()).push(")"),
+    };
+}
+
+/// Runs sort by the requested keys, then by start time (newest first), then by id.
+const START_TIME_DESC: OrderBy<RunOrderKey> =
+    OrderBy { key: RunOrderKey::Attribute(RunAttr::StartTime), ascending: false };
+
+/// A metric, param or tag key and the table that holds it.
+#[derive(Clone, Copy)]
+struct ChildKey<'k> {
+    table: &'static str,
+    key: &'k str,
+}
+
+/// Which runs one statement of a search reads.
+///
+/// Sorted by a metric, param or tag, a search reads in two segments: the runs that have the
+/// key, by walking the key's `(experiment_id, key, value)` index in order joined to the runs
+/// and their filters (a page then costs about `limit / selectivity` index entries instead of
+/// a sort of every match), then the runs without it, which sort last, as in MLflow. The
+/// second is only read when the first runs out within the page.
+#[derive(Clone, Copy)]
+enum Segment<'k> {
+    /// Every matching run: the first sort key is a run attribute.
+    Whole,
+    /// The matching runs that have the first sort key, its value joined in as `s.value`.
+    Keyed(ChildKey<'k>),
+    /// The matching runs without it.
+    Missing(ChildKey<'k>),
+}
+
+struct Search<'a> {
+    experiment_ids: &'a [i64],
+    view: ViewType,
+    filter: &'a RunFilter,
+    /// The requested sort keys, then the start-time tie-breaker; `r.id DESC` breaks the
+    /// remaining ties, so the order is total and no run appears on two pages.
+    keys: Vec<&'a OrderBy<RunOrderKey>>,
+}
+
+impl<'a> Search<'a> {
+    fn new(
+        experiment_ids: &'a [i64],
+        view: ViewType,
+        filter: &'a RunFilter,
+        order_by: &'a [OrderBy<RunOrderKey>],
+    ) -> Self {
+        let keys = order_by.iter().chain(std::iter::once(&START_TIME_DESC)).collect();
+        Search { experiment_ids, view, filter, keys }
+    }
+
+    fn first_child_key(&self) -> Option<ChildKey<'a>> {
+        let (table, key) = match &self.keys[0].key {
+            RunOrderKey::Metric(key) => ("latest_metrics", key),
+            RunOrderKey::Param(key) => ("run_params", key),
+            RunOrderKey::Tag(key) => ("run_tags", key),
+            RunOrderKey::Attribute(_) => return None,
+        };
+        Some(ChildKey { table, key })
+    }
+
+    /// The segment's run ids in order, without `LIMIT`.
+    fn select(&self, segment: Segment<'_>, after: Option<Uuid>) -> QueryBuilder<Postgres> {
+        let mut q = QueryBuilder::new("SELECT r.id");
+        self.push_from_where(&mut q, segment, after);
+        q.push(" ORDER BY ");
+        for (i, order) in self.keys.iter().enumerate() {
+            match (i, segment) {
+                // The column is NOT NULL, so DESC's default NULLS FIRST changes nothing and lets
+                // a backward scan of the index supply the order.
+                (0, Segment::Keyed(_)) => q.push(if order.ascending { "s.value ASC, " } else { "s.value DESC, " }),
+                (0, Segment::Missing(_)) => continue,
+                _ => {
+                    push_run_order(&mut q, order);
+                    q.push(", ")
+                }
+            };
         }
-        match keys.get(i) {
-            Some(order) => {
-                let op = if order.ascending { ">" } else { "<" };
-                q.push(format!("cur.k{i} IS NOT NULL AND ("));
-                push_run_sort_value(q, &order.key, "r");
-                q.push(format!(" {op} cur.k{i} OR "));
-                push_run_sort_value(q, &order.key, "r");
-                q.push(" IS NULL))");
+        q.push("r.id DESC");
+        q
+    }
+
+    fn push_from_where(&self, q: &mut QueryBuilder<Postgres>, segment: Segment<'_>, after: Option<Uuid>) {
+        q.push(" FROM runs r");
+        if let Segment::Keyed(child) = segment {
+            q.push(format!(" JOIN {} s ON s.run_id = r.id AND ", child.table));
+            push_in_experiments(q, "s.experiment_id", self.experiment_ids);
+            q.push(" AND s.key = ").push_bind(child.key.to_owned());
+        }
+        if let Some(after) = after {
+            q.push(" CROSS JOIN (SELECT ");
+            for (i, order) in self.keys.iter().enumerate() {
+                push_run_sort_value(q, &order.key, "c");
+                q.push(format!(" AS k{i}, "));
             }
-            None => {
-                q.push("r.id < cur.id)");
+            q.push("c.id FROM runs c WHERE c.run_uuid = ").push_bind(after).push(") cur");
+        }
+        push_run_where(q, self.experiment_ids, self.view, self.filter);
+        match (segment, after) {
+            (Segment::Missing(child), _) => {
+                q.push(format!(" AND NOT EXISTS (SELECT 1 FROM {} s WHERE s.run_id = r.id AND s.key = ", child.table));
+                q.push_bind(child.key.to_owned()).push(")");
+            }
+            (Segment::Keyed(child), Some(after)) => {
+                // A cursor among the runs without the key has none with it after it. Not
+                // correlated, so PostgreSQL checks it once, before reading the index.
+                q.push(format!(" AND EXISTS (SELECT 1 FROM runs c JOIN {} ck ON ck.run_id = c.id", child.table));
+                q.push(" AND ck.key = ").push_bind(child.key.to_owned());
+                q.push(" WHERE c.run_uuid = ").push_bind(after).push(")");
+            }
+            _ => {}
+        }
+        if after.is_some() {
+            q.push(" AND (");
+            self.push_after_cursor(q, segment);
+            q.push(")");
+        }
+    }
+
+    /// The value that sort key `i` has for run `r` in this segment (null when it lacks the key).
+    fn push_sort_value(&self, q: &mut QueryBuilder<Postgres>, i: usize, segment: Segment<'_>) {
+        match (i, segment) {
+            (0, Segment::Keyed(_)) => {
+                q.push("s.value");
+            }
+            (0, Segment::Missing(_)) => {
+                q.push("NULL");
+            }
+            _ => push_run_sort_value(q, &self.keys[i].key, "r"),
+        }
+    }
+
+    /// "`r` sorts after `cur`": after it on the first key, or tied on the first and after it
+    /// on the second, ..., or tied on all keys with a smaller id. With nulls last, the values
+    /// after a non-null value are the greater (descending: smaller) ones and every null;
+    /// nothing but tied nulls follows a null.
+    fn push_after_cursor(&self, q: &mut QueryBuilder<Postgres>, segment: Segment<'_>) {
+        for i in 0..=self.keys.len() {
+            q.push(if i == 0 { "(" } else { " OR (" });
+            for j in 0..i {
+                self.push_sort_value(q, j, segment);
+                q.push(format!(" IS NOT DISTINCT FROM cur.k{j} AND "));
+            }
+            match self.keys.get(i) {
+                Some(order) => {
+                    let op = if order.ascending { ">" } else { "<" };
+                    q.push(format!("cur.k{i} IS NOT NULL AND ("));
+                    self.push_sort_value(q, i, segment);
+                    q.push(format!(" {op} cur.k{i} OR "));
+                    self.push_sort_value(q, i, segment);
+                    q.push(" IS NULL))");
+                }
+                None => {
+                    q.push("r.id < cur.id)");
+                }
             }
         }
     }
@@ -159,8 +300,9 @@ fn push_str_cond(q: &mut QueryBuilder<Postgres>, column: &str, cond: &StrCond) {
 /// `EXISTS` over a child table, constrained to the searched experiments so that the
 /// covering `(experiment_id, key, value) INCLUDE (run_id)` index serves it.
 fn push_keyed(q: &mut QueryBuilder<Postgres>, table: &str, experiment_ids: &[i64], key: &str) {
-    q.push(format!("EXISTS (SELECT 1 FROM {table} x WHERE x.experiment_id = ANY("));
-    q.push_bind(experiment_ids.to_vec()).push(") AND x.run_id = r.id AND x.key = ");
+    q.push(format!("EXISTS (SELECT 1 FROM {table} x WHERE "));
+    push_in_experiments(q, "x.experiment_id", experiment_ids);
+    q.push(" AND x.run_id = r.id AND x.key = ");
     q.push_bind(key.to_owned());
 }
 
