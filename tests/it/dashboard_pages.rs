@@ -26,13 +26,13 @@ pub async fn log_in_as(app: &TestApp, browser: &reqwest::Client, user: &str, pas
     hidden_input(&home, "csrf_token").expect("pages carry the session CSRF token")
 }
 
-async fn admin(app: &TestApp) -> (reqwest::Client, String) {
+pub async fn admin(app: &TestApp) -> (reqwest::Client, String) {
     let browser = app.browser();
     let csrf = log_in_as(app, &browser, "admin", ADMIN_PASSWORD).await;
     (browser, csrf)
 }
 
-async fn viewer(app: &TestApp) -> reqwest::Client {
+pub async fn viewer(app: &TestApp) -> reqwest::Client {
     app.add_user("vera", VIEWER_PASSWORD, UserRole::Viewer).await;
     let browser = app.browser();
     log_in_as(app, &browser, "vera", VIEWER_PASSWORD).await;
@@ -78,7 +78,7 @@ pub async fn log(app: &TestApp, id: Uuid, params: &[(&str, &str)], metrics: &[(&
     tracking::log_batch(&app.db, id, batch).await.expect("log batch");
 }
 
-async fn get(browser: &reqwest::Client, app: &TestApp, path: &str) -> (u16, String) {
+pub async fn get(browser: &reqwest::Client, app: &TestApp, path: &str) -> (u16, String) {
     let response = browser.get(app.at(path)).send().await.expect("request");
     let status = response.status().as_u16();
     (status, response.text().await.expect("body"))

@@ -5,6 +5,7 @@ mod artifacts;
 mod audit;
 mod auth;
 mod dashboard;
+mod dashboard_artifacts;
 mod dashboard_browser;
 mod dashboard_pages;
 mod mlflow_tracking;

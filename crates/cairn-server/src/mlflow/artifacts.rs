@@ -14,8 +14,9 @@
 //!
 //! Storage layout: the MLflow path (`{experiment_id}/{run_id}/artifacts/{rel}`, or
 //! `{experiment_id}/models/{model_id}/artifacts/{rel}` for logged models) is stored under
-//! the key `mlflow-artifacts/{path}`, so MLflow's tree shares the store with other kinds of
-//! data (datasets) without collisions, and one experiment's artifacts are one prefix.
+//! the key `mlflow-artifacts/{path}` ([`crate::tracking::MLFLOW_ARTIFACTS_PREFIX`]), so
+//! MLflow's tree shares the store with other kinds of data (datasets) without collisions,
+//! and one experiment's artifacts are one prefix. The dashboard reads the same keys.
 //!
 //! Viewers may read; writing needs a member (the access guard decides by method). Uploads
 //! and deletes are audited by the audit middleware, with the path and size noted here.
@@ -41,9 +42,6 @@ use crate::state::AppState;
 
 /// The largest artifact one PUT may upload.
 pub const MAX_UPLOAD_BYTES: u64 = 50 * 1024 * 1024 * 1024;
-
-/// Where MLflow's artifact tree lives in the store.
-const KEY_PREFIX: &str = "mlflow-artifacts";
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -180,11 +178,7 @@ async fn multipart_disabled(Path(action): Path<String>) -> MlflowError {
 
 /// The storage key of an MLflow artifact path (of the whole tree for `None`).
 fn key(path: Option<&ArtifactPath>) -> ArtifactPath {
-    let root = ArtifactPath::parse(KEY_PREFIX).expect("KEY_PREFIX is a valid path");
-    match path {
-        Some(path) => root.join(path),
-        None => root,
-    }
+    crate::tracking::mlflow_artifact_key(path)
 }
 
 fn parse_path(path: Result<Path<String>, PathRejection>) -> Result<ArtifactPath, MlflowError> {
@@ -266,7 +260,7 @@ fn range_not_satisfiable(size: u64) -> Response {
 
 /// The type MLflow's server would send: guessed from the extension; MLflow's own
 /// extension-less YAML files as text.
-fn content_type(file_name: &str) -> HeaderValue {
+pub(crate) fn content_type(file_name: &str) -> HeaderValue {
     if matches!(file_name, "MLmodel" | "MLproject") {
         return HeaderValue::from_static("text/plain; charset=utf-8");
     }
@@ -275,7 +269,7 @@ fn content_type(file_name: &str) -> HeaderValue {
 }
 
 /// `attachment` with the name in RFC 6266 form: an ASCII fallback and the exact UTF-8 name.
-fn attachment(file_name: &str) -> HeaderValue {
+pub(crate) fn attachment(file_name: &str) -> HeaderValue {
     let fallback: String = file_name
         .chars()
         .map(|c| match c {

@@ -6,12 +6,14 @@
 mod environment;
 mod experiments;
 mod logged_models;
+mod run_artifacts;
 mod runs;
 mod series;
 
 pub use environment::*;
 pub use experiments::*;
 pub use logged_models::*;
+pub use run_artifacts::*;
 pub use runs::*;
 pub use series::*;
 

@@ -192,11 +192,7 @@ pub async fn page(
 }
 
 fn compare_series_path(key: &str) -> String {
-    let encoded: Vec<String> = key
-        .split('/')
-        .map(|s| percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string())
-        .collect();
-    format!("/compare/metrics/{}.json", encoded.join("/"))
+    format!("/compare/metrics/{}.json", links::encoded_path(key))
 }
 
 /// The runs in the order asked for; an unknown id is a 404 that names it.

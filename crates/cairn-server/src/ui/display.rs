@@ -1,5 +1,5 @@
 //! How values look on the pages: times (UTC in the markup, turned into local time by
-//! `time.js`), durations, metric values, statuses and short commit ids.
+//! `time.js`), durations, metric values, sizes, statuses and short commit ids.
 
 use chrono::{DateTime, Utc};
 
@@ -86,6 +86,22 @@ pub fn short_commit(commit: &str) -> String {
     commit.chars().take(8).collect()
 }
 
+/// A size in bytes as people read it: `812 B`, `1.5 KiB`, `23.4 MiB`; the exact count goes in
+/// a title.
+pub fn bytes(size: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if size < 1024 {
+        return format!("{size} B");
+    }
+    let mut value = size as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if value < 10.0 { format!("{value:.1} {}", UNITS[unit]) } else { format!("{value:.0} {}", UNITS[unit]) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,5 +138,15 @@ mod tests {
     fn statuses_read_as_words() {
         assert_eq!(status_label("FINISHED"), "Finished");
         assert_eq!(status_class("FAILED"), "failed");
+    }
+
+    #[test]
+    fn sizes_pick_their_unit() {
+        assert_eq!(bytes(0), "0 B");
+        assert_eq!(bytes(1023), "1023 B");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(bytes(64 * 1024), "64 KiB");
+        assert_eq!(bytes(5 * 1024 * 1024 * 1024), "5.0 GiB");
+        assert_eq!(bytes(u64::MAX), "16384 PiB");
     }
 }

@@ -35,11 +35,48 @@ pub fn experiment(id: i64) -> String {
 
 /// The path of a metric's JSON series (keys may hold slashes, which stay path separators).
 pub fn metric_series(run_uuid: &uuid::Uuid, key: &str) -> String {
-    let encoded: Vec<String> = key
-        .split('/')
-        .map(|segment| percent_encoding::utf8_percent_encode(segment, percent_encoding::NON_ALPHANUMERIC).to_string())
-        .collect();
-    format!("/runs/{}/metrics/{}.json", run_uuid.simple(), encoded.join("/"))
+    format!("/runs/{}/metrics/{}.json", run_uuid.simple(), encoded_path(key))
+}
+
+/// What a path segment in our URLs must have encoded: what would end or restructure the
+/// path (`/`, `?`, `#`, `%`), and what is not allowed in a URL as is.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'/')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}')
+    .add(b'\\')
+    .add(b'^')
+    .add(b'|')
+    .add(b'[')
+    .add(b']')
+    .add(b'\'');
+
+/// `a/b c` as `a/b%20c`: each segment encoded, the slashes kept.
+pub fn encoded_path(path: &str) -> String {
+    let segments: Vec<String> =
+        path.split('/').map(|s| percent_encoding::utf8_percent_encode(s, SEGMENT).to_string()).collect();
+    segments.join("/")
+}
+
+/// The artifact browser of a run at `path` (a directory or a file; the root for `None`).
+pub fn artifacts(run_uuid: &uuid::Uuid, path: Option<&str>) -> String {
+    match path {
+        Some(path) => format!("/runs/{}/artifacts/{}", run_uuid.simple(), encoded_path(path)),
+        None => format!("/runs/{}/artifacts", run_uuid.simple()),
+    }
+}
+
+/// The bytes of a run's artifact file.
+pub fn artifact_file(run_uuid: &uuid::Uuid, path: &str) -> String {
+    format!("/runs/{}/files/{}", run_uuid.simple(), encoded_path(path))
 }
 
 #[cfg(test)]
@@ -59,5 +96,16 @@ mod tests {
             metric_series(&id, "train/loss rate"),
             "/runs/00000000000000000000000000000000/metrics/train/loss%20rate.json"
         );
+    }
+
+    #[test]
+    fn artifact_paths_keep_slashes_and_encode_what_would_break_the_url() {
+        let id = uuid::Uuid::nil();
+        assert_eq!(
+            artifacts(&id, Some("plots/a b#1?.png")),
+            "/runs/00000000000000000000000000000000/artifacts/plots/a%20b%231%3F.png"
+        );
+        assert_eq!(artifacts(&id, None), "/runs/00000000000000000000000000000000/artifacts");
+        assert_eq!(artifact_file(&id, "100%/ü.txt"), "/runs/00000000000000000000000000000000/files/100%25/%C3%BC.txt");
     }
 }

@@ -1,6 +1,8 @@
 //! The dashboard: server-rendered pages (askama templates from `web/templates`) that work
 //! without JavaScript. Pages need a session; forms carry the session's CSRF token.
 
+mod artifact_preview;
+mod artifacts;
 mod compare;
 mod display;
 mod error;
@@ -40,6 +42,9 @@ pub fn router() -> Router<AppState> {
         .route("/runs/{run_id}/tags/delete", post(run_forms::delete_tag))
         .route("/runs/{run_id}/description", post(run_forms::save_description))
         .route("/runs/{run_id}/metrics/{*key}", get(series::run_series))
+        .route("/runs/{run_id}/artifacts", get(artifacts::root))
+        .route("/runs/{run_id}/artifacts/{*path}", get(artifacts::page))
+        .route("/runs/{run_id}/files/{*path}", get(artifacts::file))
         .route("/compare", get(compare::page))
         .route("/compare/metrics/{*key}", get(series::compare_series))
         .route("/login", get(login::form).post(login::submit))

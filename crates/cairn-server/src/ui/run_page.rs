@@ -1,6 +1,7 @@
 //! A run's page: overview (status, times, user, source and commit, parent, environment
 //! snapshot, dataset inputs), description, params, latest metrics with one chart per key
-//! (drawn by `charts.js` from [`super::series`]), tags and child runs. Members edit the
+//! (drawn by `charts.js` from [`super::series`]), tags, child runs and the top level of its
+//! artifacts (browsed further in [`super::artifacts`]). Members edit the
 //! description and tags and delete or restore the run with the forms in [`super::run_forms`].
 
 use askama::Template;
@@ -11,6 +12,7 @@ use cairn_db::tracking::dashboard;
 use cairn_db::tracking::runs::{self as run_repo, InputRow};
 use cairn_db::tracking::search::ViewType;
 
+use super::artifacts::{self, RunArtifactsSummary};
 use super::display::{self, When};
 use super::{Header, HtmlError, SessionUser, links, render};
 use crate::state::AppState;
@@ -103,6 +105,8 @@ struct RunPage {
     children: Vec<ChildLine>,
     children_total: i64,
     children_url: String,
+    artifacts: RunArtifactsSummary,
+    artifacts_url: String,
     error: Option<String>,
 }
 
@@ -131,6 +135,7 @@ pub async fn render_run(
     let children = run_repo::load(&state.db.pool, &child_ids).await?;
 
     let run = &record.run;
+    let artifacts = artifacts::summary(&state.storage, &run.run_uuid, &run.artifact_uri).await?;
     let tag = |key: &str| record.tags.iter().find(|t| t.key == key).map(|t| t.value.clone());
     let mut facts = vec![
         Fact { label: "Run ID".into(), value: run.run_uuid.simple().to_string(), code: true },
@@ -179,6 +184,8 @@ pub async fn render_run(
             &links::experiment(run.experiment_id),
             &[("filter", &format!("tags.mlflow.parentRunId = '{}'", run.run_uuid.simple()))],
         ),
+        artifacts,
+        artifacts_url: links::artifacts(&run.run_uuid, None),
         error: error.as_ref().map(|(_, message)| message.clone()),
         run: RunView {
             uuid: run.run_uuid.simple().to_string(),
