@@ -576,6 +576,69 @@ async fn a_long_metric_series_is_downsampled_keeping_its_global_min_and_max() {
     assert_eq!(anonymous.expect("request").status(), 303, "needs a session");
 }
 
+/// Every bucket of a downsampled series against a brute-force pass over the same points:
+/// uneven steps (negative, repeated, with gaps), NaN here and there and a bucket of NaN only.
+#[tokio::test]
+async fn downsampled_buckets_hold_each_buckets_first_last_min_and_max_point() {
+    let app = spawn_app().await;
+    let experiment = new_experiment(&app, "buckets").await;
+    let id = new_run(&app, experiment, "uneven", 1_700_000_000_000, vec![]).await;
+    let run = tracking::get_run(&app.db, id).await.expect("run").run;
+    let mut points: Vec<MetricPoint> = Vec::new();
+    for i in 0..30_000_i64 {
+        let step = if i % 7 == 0 { i / 2 } else { i - 5_000 }; // repeats, negatives, a denser middle
+        let value = match i {
+            _ if (20_000..20_400).contains(&i) => f64::NAN, // steps 15,000..15,400: NaN only
+            _ if i % 997 == 0 => f64::NAN,
+            _ => ((i * 7919) % 10_007) as f64 / 100.0 - 50.0,
+        };
+        points.push(MetricPoint { key: "m".into(), value, timestamp: 1_700_000_000_000 + (i % 13), step });
+    }
+    let mut tx = app.db.pool.begin().await.expect("tx");
+    metrics::log(&mut tx, run.id, run.experiment_id, &points).await.expect("log");
+    tx.commit().await.expect("commit");
+
+    let series = tracking::metric_series(&app.db, id, "m", 400).await.expect("series");
+    assert!(series.downsampled);
+    assert_eq!(series.total_points, points.len() as i64);
+    let same = |a: f64, b: f64| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan());
+    for p in &series.points {
+        assert!(
+            points.iter().any(|q| q.step == p.step && q.timestamp == p.timestamp && same(q.value, p.value)),
+            "{p:?} is one of the logged points"
+        );
+    }
+    let (lo, hi) = (points.iter().map(|p| p.step).min().unwrap(), points.iter().map(|p| p.step).max().unwrap());
+    let buckets = 100_i64;
+    for b in 0..buckets {
+        let start = lo + (hi - lo + 1) * b / buckets;
+        let end = lo + (hi - lo + 1) * (b + 1) / buckets;
+        let inside = |step: i64| step >= start && step < end;
+        // Logged order breaks ties in (step, timestamp), as the id does in the database.
+        let mut expected: Vec<&MetricPoint> = points.iter().filter(|p| inside(p.step)).collect();
+        expected.sort_by_key(|p| (p.step, p.timestamp));
+        let got: Vec<_> = series.points.iter().filter(|p| inside(p.step)).collect();
+        let (Some(first), Some(last)) = (expected.first(), expected.last()) else {
+            assert!(got.is_empty(), "bucket {b} is empty");
+            continue;
+        };
+        let has = |q: &MetricPoint| {
+            got.iter().any(|p| p.step == q.step && p.timestamp == q.timestamp && same(p.value, q.value))
+        };
+        assert!(has(first) && has(last), "bucket {b} keeps its ends");
+        let numbers: Vec<f64> = expected.iter().map(|p| p.value).filter(|v| !v.is_nan()).collect();
+        if let (Some(min), Some(max)) =
+            (numbers.iter().copied().reduce(f64::min), numbers.iter().copied().reduce(f64::max))
+        {
+            assert!(got.iter().any(|p| p.value == min), "bucket {b} keeps its min {min}");
+            assert!(got.iter().any(|p| p.value == max), "bucket {b} keeps its max {max}");
+        } else {
+            assert!(got.iter().all(|p| p.value.is_nan()), "bucket {b} of NaN only");
+        }
+        assert!(got.len() <= 4, "bucket {b}: at most 4 points");
+    }
+}
+
 #[tokio::test]
 async fn compare_view_highlights_differing_values_and_can_show_only_differences() {
     let app = spawn_app().await;

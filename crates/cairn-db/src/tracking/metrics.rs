@@ -149,48 +149,101 @@ impl From<BucketRow> for Bucket {
     }
 }
 
-/// A metric's whole history cut into `buckets` equal ranges of steps (integer division of
-/// the span from the first to the last step), with the first, min, max and last point of
-/// each non-empty bucket: what a chart needs to draw a long series faithfully, spikes
+/// The smallest and largest step of a metric; `None` when it has no points. Two index probes.
+pub async fn step_bounds(db: impl PgExecutor<'_>, run_id: i64, key: &str) -> Result<Option<(i64, i64)>, DbError> {
+    let (lo, hi): (Option<i64>, Option<i64>) =
+        sqlx::query_as("SELECT min(step), max(step) FROM metrics WHERE run_id = $1 AND key = $2")
+            .bind(run_id)
+            .bind(key)
+            .fetch_one(db)
+            .await?;
+    Ok(lo.zip(hi))
+}
+
+/// Which buckets to compute: the steps `lo..=hi` cut into `count` equal ranges (integer
+/// division of the span), of which buckets `first..=last` (numbered from 1) are wanted. A
+/// series can be computed in several parts, on several connections, each giving the same
+/// edges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BucketPlan {
+    pub lo: i64,
+    pub hi: i64,
+    pub count: i32,
+    pub first: i32,
+    pub last: i32,
+}
+
+/// Slices per bucket: the unit that locates a bucket's min and max (see [`buckets`]).
+const SLICES_PER_BUCKET: i32 = 8;
+
+/// Buckets `plan.first..=plan.last` of a metric's history, with the first, min, max and last
+/// point of each non-empty one: what a chart needs to draw a long series faithfully, spikes
 /// included.
 ///
-/// Each bucket is one range scan of the `(run_id, key, step, ...)` index, aggregated without
-/// a sort or a hash table (PostgreSQL cannot estimate the number of buckets, and a
-/// misestimate made grouping plans slow), so the cost is one pass over the series; the
-/// first and last points are then fetched by their step, one index probe each. Min and max
-/// come from aggregates over `[value, step, timestamp]` arrays, which carry each extreme's
-/// position; their steps and timestamps travel as float8 (exact below 2^53). NaN is left out
-/// of min and max: PostgreSQL would rank it above every number. JIT compilation is turned
-/// off for the statement: on a million points it cost more than the query.
-pub async fn buckets(pool: &sqlx::PgPool, run_id: i64, key: &str, buckets: i32) -> Result<Vec<Bucket>, DbError> {
+/// The cost is one pass over the points with the cheapest aggregates there are (count, min
+/// and max of a float8) and a few index probes per bucket. Each bucket is cut into
+/// [`SLICES_PER_BUCKET`] slices, and each slice is one range scan of the covering
+/// `(run_id, key, step, timestamp, id) INCLUDE (value)` index (an index-only scan), counted
+/// and aggregated without a sort or a hash table (PostgreSQL cannot estimate the number of
+/// buckets; a misestimate made grouping plans slow). A bucket's min and max values are the
+/// extremes of its slices; their points are then found by scanning only the slice that
+/// holds each, and the first and last points by one index probe each. (Carrying each
+/// extreme's position through the pass in `min(ARRAY[value, step, timestamp])` cost three
+/// times as much: building two arrays per point.)
+///
+/// NaN is left out of min and max: PostgreSQL ranks it above every number, so `min` only
+/// sees it when a slice holds nothing else, and a slice whose `max` is NaN (rare) is
+/// aggregated again without it. JIT compilation is turned off for the statement: on a
+/// million points it cost more than the query.
+pub async fn buckets(pool: &sqlx::PgPool, run_id: i64, key: &str, plan: BucketPlan) -> Result<Vec<Bucket>, DbError> {
     let mut tx = pool.begin().await?;
     sqlx::query("SET LOCAL jit = off").execute(&mut *tx).await?;
     let rows: Vec<BucketRow> = sqlx::query_as(
-        "WITH bounds AS (SELECT min(step) AS lo, max(step) AS hi FROM metrics WHERE run_id = $1 AND key = $2), \
-         edges AS ( \
-           SELECT b AS bucket, lo + floor((hi - lo + 1)::numeric * (b - 1) / $3)::bigint AS start_step, \
-                  lo + floor((hi - lo + 1)::numeric * b / $3)::bigint AS end_step \
-           FROM bounds CROSS JOIN generate_series(1, $3) AS b WHERE lo IS NOT NULL) \
-         SELECT e.bucket, a.points, \
+        "WITH slices AS ( \
+           SELECT s, (s - 1) / $7 + 1 AS bucket, \
+                  $3 + floor(($4 - $3 + 1)::numeric * (s - 1) / ($5 * $7))::bigint AS start_step, \
+                  $3 + floor(($4 - $3 + 1)::numeric * s / ($5 * $7))::bigint AS end_step \
+           FROM generate_series(($6 - 1) * $7 + 1, $8 * $7) AS s), \
+         sliced AS ( \
+           SELECT sl.s, sl.bucket, sl.start_step, sl.end_step, a.points, NULLIF(a.low, 'NaN') AS low, \
+                  CASE WHEN a.high = 'NaN' THEN (SELECT max(value) FROM metrics WHERE run_id = $1 AND key = $2 \
+                      AND step >= sl.start_step AND step < sl.end_step AND value <> 'NaN') ELSE a.high END AS high \
+           FROM slices sl CROSS JOIN LATERAL ( \
+             SELECT count(*) AS points, min(value) AS low, max(value) AS high FROM metrics \
+             WHERE run_id = $1 AND key = $2 AND step >= sl.start_step AND step < sl.end_step) a \
+           WHERE a.points > 0), \
+         buckets AS ( \
+           SELECT bucket, sum(points)::int8 AS points, min(start_step) AS start_step, max(end_step) AS end_step, \
+                  min(low) AS low, max(high) AS high, \
+                  (array_agg(start_step ORDER BY low, s) FILTER (WHERE low IS NOT NULL))[1] AS low_start, \
+                  (array_agg(end_step ORDER BY low, s) FILTER (WHERE low IS NOT NULL))[1] AS low_end, \
+                  (array_agg(start_step ORDER BY high DESC, s) FILTER (WHERE high IS NOT NULL))[1] AS high_start, \
+                  (array_agg(end_step ORDER BY high DESC, s) FILTER (WHERE high IS NOT NULL))[1] AS high_end \
+           FROM sliced GROUP BY bucket) \
+         SELECT b.bucket::int4 AS bucket, b.points, \
                 f.step AS first_step, f.timestamp AS first_timestamp, f.value AS first_value, \
                 l.step AS last_step, l.timestamp AS last_timestamp, l.value AS last_value, \
-                a.low[2]::bigint AS min_step, a.low[3]::bigint AS min_timestamp, a.low[1] AS min_value, \
-                a.high[2]::bigint AS max_step, a.high[3]::bigint AS max_timestamp, a.high[1] AS max_value \
-         FROM edges e \
-         CROSS JOIN LATERAL ( \
-           SELECT count(*) AS points, min(step) AS first_step, max(step) AS last_step, \
-                  min(ARRAY[value, step, timestamp]) FILTER (WHERE value <> 'NaN') AS low, \
-                  max(ARRAY[value, step, timestamp]) FILTER (WHERE value <> 'NaN') AS high \
-           FROM metrics WHERE run_id = $1 AND key = $2 AND step >= e.start_step AND step < e.end_step) a \
-         CROSS JOIN LATERAL (SELECT step, timestamp, value FROM metrics \
-           WHERE run_id = $1 AND key = $2 AND step = a.first_step ORDER BY timestamp, id LIMIT 1) f \
-         CROSS JOIN LATERAL (SELECT step, timestamp, value FROM metrics \
-           WHERE run_id = $1 AND key = $2 AND step = a.last_step ORDER BY timestamp DESC, id DESC LIMIT 1) l \
-         WHERE a.points > 0 ORDER BY e.bucket",
+                mn.step AS min_step, mn.timestamp AS min_timestamp, mn.value AS min_value, \
+                mx.step AS max_step, mx.timestamp AS max_timestamp, mx.value AS max_value \
+         FROM buckets b \
+         CROSS JOIN LATERAL (SELECT step, timestamp, value FROM metrics WHERE run_id = $1 AND key = $2 \
+           AND step >= b.start_step AND step < b.end_step ORDER BY step, timestamp, id LIMIT 1) f \
+         CROSS JOIN LATERAL (SELECT step, timestamp, value FROM metrics WHERE run_id = $1 AND key = $2 \
+           AND step >= b.start_step AND step < b.end_step ORDER BY step DESC, timestamp DESC, id DESC LIMIT 1) l \
+         LEFT JOIN LATERAL (SELECT step, timestamp, value FROM metrics WHERE run_id = $1 AND key = $2 \
+           AND step >= b.low_start AND step < b.low_end AND value = b.low ORDER BY step, timestamp, id LIMIT 1) mn ON true \
+         LEFT JOIN LATERAL (SELECT step, timestamp, value FROM metrics WHERE run_id = $1 AND key = $2 \
+           AND step >= b.high_start AND step < b.high_end AND value = b.high ORDER BY step, timestamp, id LIMIT 1) mx ON true \
+         ORDER BY b.bucket",
     )
     .bind(run_id)
     .bind(key)
-    .bind(buckets)
+    .bind(plan.lo)
+    .bind(plan.hi)
+    .bind(plan.count)
+    .bind(plan.first)
+    .bind(SLICES_PER_BUCKET)
+    .bind(plan.last)
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;

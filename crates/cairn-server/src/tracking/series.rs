@@ -2,7 +2,7 @@
 //! it is longer than the chart can show.
 
 use cairn_db::Db;
-use cairn_db::tracking::metrics::{self, Bucket, SeriesPoint};
+use cairn_db::tracking::metrics::{self, Bucket, BucketPlan, SeriesPoint};
 use uuid::Uuid;
 
 use super::Result;
@@ -10,6 +10,8 @@ use super::runs::require_run;
 
 /// Points per bucket in a downsampled series: first, min, max and last.
 const POINTS_PER_BUCKET: usize = 4;
+/// Most connections one series is computed on.
+const MAX_PARTS: usize = 4;
 
 /// A metric's series as a chart gets it.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,6 +27,10 @@ pub struct Series {
 /// The series of `key` in run `id`, at most `max_points` points (at least 4). A longer
 /// series is cut into `max_points / 4` buckets of steps and each bucket keeps its first,
 /// min, max and last points, so spikes, the global extremes and both ends survive.
+///
+/// The buckets are computed by PostgreSQL in one pass over the points; that pass is split
+/// into [`parts`] ranges of buckets, run at once on as many connections, so a long series
+/// uses the database's idle cores rather than one.
 pub async fn metric_series(db: &Db, id: Uuid, key: &str, max_points: usize) -> Result<Series> {
     let run = require_run(db, id).await?;
     // A series that fits is read whole; one point more says it does not.
@@ -35,10 +41,38 @@ pub async fn metric_series(db: &Db, id: Uuid, key: &str, max_points: usize) -> R
             head.into_iter().map(|p| SeriesPoint { step: p.step, timestamp: p.timestamp, value: p.value }).collect();
         return Ok(Series { total_points: points.len() as i64, downsampled: false, points });
     }
-    let buckets = i32::try_from((max_points / POINTS_PER_BUCKET).max(1)).unwrap_or(i32::MAX);
-    let buckets = metrics::buckets(&db.pool, run.id, key, buckets).await?;
+    let Some((lo, hi)) = metrics::step_bounds(&db.pool, run.id, key).await? else {
+        return Ok(Series { total_points: 0, downsampled: false, points: Vec::new() });
+    };
+    let count = i32::try_from((max_points / POINTS_PER_BUCKET).max(1)).unwrap_or(i32::MAX);
+    let plans = split(BucketPlan { lo, hi, count, first: 1, last: count }, parts());
+    let parts =
+        futures::future::try_join_all(plans.into_iter().map(|plan| metrics::buckets(&db.pool, run.id, key, plan)))
+            .await?;
+    let buckets: Vec<Bucket> = parts.into_iter().flatten().collect();
     let total_points = buckets.iter().map(|b| b.points).sum();
     Ok(Series { total_points, downsampled: true, points: flatten(&buckets) })
+}
+
+/// Parts one series is computed in: one per core of this machine (the database is usually
+/// on it or on one like it), at most [`MAX_PARTS`], so a compare view fetching several series
+/// at once does not take the whole connection pool.
+fn parts() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from).clamp(1, MAX_PARTS)
+}
+
+/// `plan`'s buckets cut into at most `parts` contiguous ranges of nearly equal size.
+fn split(plan: BucketPlan, parts: usize) -> Vec<BucketPlan> {
+    let buckets = i64::from(plan.last) - i64::from(plan.first) + 1;
+    let parts = i64::try_from(parts).unwrap_or(1).clamp(1, buckets.max(1));
+    (0..parts)
+        .filter_map(|i| {
+            let first = i64::from(plan.first) + buckets * i / parts;
+            let last = i64::from(plan.first) + buckets * (i + 1) / parts - 1;
+            Some(BucketPlan { first: i32::try_from(first).ok()?, last: i32::try_from(last).ok()?, ..plan })
+        })
+        .filter(|p| p.first <= p.last)
+        .collect()
 }
 
 /// The distinct points of the buckets, in step, timestamp order.
@@ -60,6 +94,16 @@ mod tests {
 
     fn point(step: i64, value: f64) -> SeriesPoint {
         SeriesPoint { step, timestamp: step * 10, value }
+    }
+
+    #[test]
+    fn plans_split_into_contiguous_ranges_covering_every_bucket() {
+        let plan = BucketPlan { lo: 0, hi: 999, count: 250, first: 1, last: 250 };
+        let ranges: Vec<(i32, i32)> = split(plan, 4).iter().map(|p| (p.first, p.last)).collect();
+        assert_eq!(ranges, [(1, 62), (63, 125), (126, 187), (188, 250)]);
+        assert_eq!(split(plan, 1), [plan]);
+        let one = BucketPlan { count: 1, last: 1, ..plan };
+        assert_eq!(split(one, 4), [one], "never more parts than buckets");
     }
 
     #[test]
