@@ -11,3 +11,4 @@ mod dashboard_pages;
 mod mlflow_tracking;
 mod native_api;
 mod ops;
+mod registry;

@@ -2,6 +2,7 @@
 //! values are parsed once at the boundary so the inside of the system only sees valid ones.
 
 pub mod account;
+pub mod registry;
 pub mod search;
 pub mod tracking;
 

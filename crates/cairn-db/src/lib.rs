@@ -6,6 +6,7 @@ pub mod audit;
 pub mod datadir_lock;
 pub mod embedded;
 pub mod pool;
+pub mod registry;
 pub mod sessions;
 pub mod settings;
 pub mod tokens;

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod config;
 pub mod mlflow;
 pub mod ops;
+pub mod registry;
 pub mod startup;
 pub mod state;
 pub mod tracking;

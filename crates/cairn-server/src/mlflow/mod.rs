@@ -8,6 +8,7 @@ mod error;
 mod experiments;
 mod json;
 mod logged_models;
+mod registry;
 mod runs;
 pub mod types;
 
@@ -25,7 +26,7 @@ use serde_json::json;
 use crate::state::AppState;
 
 pub fn router(state: &AppState) -> Router<AppState> {
-    let tracking = tracking_routes();
+    let tracking = tracking_routes().merge(registry::routes());
     Router::new()
         .nest("/api/2.0/mlflow", tracking.clone())
         .nest("/ajax-api/2.0/mlflow", tracking)
