@@ -169,6 +169,18 @@ pub async fn log_params(
 }
 
 /// Sets tags (last value wins for a key given twice).
+/// The tags that [`set_tags`] stores: the last value given for each key, sorted by key.
+pub fn last_per_key(tags: &[KeyValue]) -> Vec<&KeyValue> {
+    let mut last: Vec<&KeyValue> = Vec::with_capacity(tags.len());
+    for tag in tags.iter().rev() {
+        if !last.iter().any(|t| t.key == tag.key) {
+            last.push(tag);
+        }
+    }
+    last.sort_by(|a, b| a.key.cmp(&b.key));
+    last
+}
+
 pub async fn set_tags(
     conn: &mut PgConnection,
     run_id: i64,
@@ -178,12 +190,7 @@ pub async fn set_tags(
     if tags.is_empty() {
         return Ok(());
     }
-    let mut last: Vec<&KeyValue> = Vec::with_capacity(tags.len());
-    for tag in tags.iter().rev() {
-        if !last.iter().any(|t| t.key == tag.key) {
-            last.push(tag);
-        }
-    }
+    let last = last_per_key(tags);
     let keys: Vec<&str> = last.iter().map(|t| t.key.as_str()).collect();
     let values: Vec<&str> = last.iter().map(|t| t.value.as_str()).collect();
     sqlx::query(

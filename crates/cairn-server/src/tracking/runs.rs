@@ -128,7 +128,12 @@ pub async fn create_run_with(
     // Outside the transaction: holding the experiment's row lock through the audit append
     // and the commit serialised every concurrent run creation (12 ms each under load).
     experiments::touch(&db.pool, experiment.id, now_millis()).await?;
-    get_run(db, run_uuid).await
+    // The new run is exactly what was just written: no need to read it back.
+    let mut params = params.params;
+    params.sort_by(|a, b| a.key.cmp(&b.key));
+    params.dedup_by(|a, b| a.key == b.key);
+    let tags = repo::last_per_key(&tags).into_iter().cloned().collect();
+    Ok(RunRecord { run: row, params, tags, metrics: Vec::new(), inputs: Vec::new(), outputs: Vec::new() })
 }
 
 /// The internal id of the run named by an `mlflow.parentRunId` tag, if it exists.
