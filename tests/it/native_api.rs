@@ -706,6 +706,14 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/runs/{id}/log"),
     ("put", "/api/v1/runs/{id}/environment"),
     ("get", "/api/v1/runs/{id}/metrics/{key}"),
+    ("get", "/api/v1/models"),
+    ("get", "/api/v1/models/{name}"),
+    ("patch", "/api/v1/models/{name}"),
+    ("get", "/api/v1/models/{name}/versions"),
+    ("get", "/api/v1/models/{name}/versions/{version}"),
+    ("patch", "/api/v1/models/{name}/versions/{version}"),
+    ("put", "/api/v1/models/{name}/aliases/{alias}"),
+    ("delete", "/api/v1/models/{name}/aliases/{alias}"),
     ("get", "/api/v1/openapi.json"),
 ];
 

@@ -471,3 +471,107 @@ async fn registry_bodies_get_mlflow_errors() {
         .expect("request");
     assert_eq!(ajax.status(), 200, "the ajax-api prefix serves the registry too");
 }
+
+/// The native API: `/api/v1/models`.
+async fn native(app: &TestApp, token: &str, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    let mut request = app.client.request(method, app.at(&format!("/api/v1{path}"))).bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status().as_u16();
+    if status == 204 {
+        return (status, Value::Null);
+    }
+    let is_problem = response
+        .headers()
+        .get("content-type")
+        .is_some_and(|v| v.to_str().unwrap_or("").starts_with("application/problem+json"));
+    let value: Value = response.json().await.expect("json body");
+    assert_eq!(is_problem, status >= 400, "errors and only errors are problem details: {value}");
+    (status, value)
+}
+
+#[tokio::test]
+async fn native_api_lists_models_versions_and_manages_aliases() {
+    let app = spawn_app().await;
+    let api = Mlflow::admin(&app).await;
+    let (_, run, model_id) = api.run_with_logged_model().await;
+    for name in ["a-model", "b-model", "c-model"] {
+        api.ok(Method::POST, "registered-models/create", Some(json!({"name": name}))).await;
+    }
+    let body = json!({"name": "b-model", "source": format!("models:/{model_id}"), "model_id": model_id});
+    api.ok(Method::POST, "model-versions/create", Some(body)).await;
+    api.ok(Method::POST, "model-versions/create", Some(json!({"name": "b-model", "source": "s3://b/m"}))).await;
+    let token = &api.token;
+
+    let (status, page) = native(&app, token, Method::GET, "/models?limit=2", None).await;
+    assert_eq!(status, 200);
+    let names: Vec<&str> =
+        page["models"].as_array().expect("models").iter().filter_map(|m| m["name"].as_str()).collect();
+    assert_eq!(names, ["a-model", "b-model"]);
+    let next = page["next_cursor"].as_str().expect("a next page");
+    let (_, rest) = native(&app, token, Method::GET, &format!("/models?limit=2&cursor={next}"), None).await;
+    assert_eq!(rest["models"][0]["name"], "c-model");
+    assert!(rest["next_cursor"].is_null());
+    let (_, filtered) = native(&app, token, Method::GET, "/models?name_like=B%25", None).await;
+    assert_eq!(filtered["models"].as_array().map(Vec::len), Some(1));
+    assert_eq!(native(&app, token, Method::GET, "/models?cursor=junk", None).await.0, 400);
+
+    let (status, model) = native(&app, token, Method::GET, "/models/b-model", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(model["created_by"], "admin");
+    assert_eq!(model["latest_versions"][0]["version"], 2, "the newest version in stage None");
+    assert_eq!(native(&app, token, Method::GET, "/models/nope", None).await.0, 404);
+
+    let (status, versions) = native(&app, token, Method::GET, "/models/b-model/versions?limit=1", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(versions["versions"][0]["version"], 2, "newest first");
+    let next = versions["next_cursor"].as_str().expect("a next page");
+    let (_, older) = native(&app, token, Method::GET, &format!("/models/b-model/versions?cursor={next}"), None).await;
+    let v1 = &older["versions"][0];
+    assert_eq!(v1["version"], 1);
+    assert_eq!(v1["run_id"], run);
+    assert_eq!(v1["logged_model_id"], model_id);
+    assert!(v1["storage_location"].as_str().is_some_and(|l| l.ends_with(&format!("/models/{model_id}/artifacts"))));
+    assert_eq!(native(&app, token, Method::GET, "/models/b-model/versions/9", None).await.0, 404);
+    assert_eq!(native(&app, token, Method::GET, "/models/b-model/versions/x", None).await.0, 404);
+
+    let description = Some(json!({"description": "the best one"}));
+    let (status, changed) = native(&app, token, Method::PATCH, "/models/b-model", description.clone()).await;
+    assert_eq!((status, changed["description"].as_str()), (200, Some("the best one")));
+    let (status, changed) = native(&app, token, Method::PATCH, "/models/b-model/versions/1", description).await;
+    assert_eq!((status, changed["description"].as_str()), (200, Some("the best one")));
+
+    let target = Some(json!({"version": 1}));
+    let (status, aliased) = native(&app, token, Method::PUT, "/models/b-model/aliases/champion", target.clone()).await;
+    assert_eq!(status, 200);
+    assert_eq!(aliased["aliases"], json!(["champion"]));
+    let (_, model) = native(&app, token, Method::GET, "/models/b-model", None).await;
+    assert_eq!(model["aliases"], json!({"champion": 1}));
+    assert_eq!(native(&app, token, Method::PUT, "/models/b-model/aliases/v2", target).await.0, 422);
+    let missing = Some(json!({"version": 7}));
+    assert_eq!(native(&app, token, Method::PUT, "/models/b-model/aliases/champion", missing).await.0, 404);
+    assert_eq!(native(&app, token, Method::DELETE, "/models/b-model/aliases/champion", None).await.0, 204);
+    let (_, model) = native(&app, token, Method::GET, "/models/b-model", None).await;
+    assert_eq!(model["aliases"], json!({}));
+
+    app.add_user("viv", "viewer-password", UserRole::Viewer).await;
+    let viewer = app.token_for("viv", "viewer-password").await;
+    assert_eq!(native(&app, &viewer, Method::GET, "/models/b-model/versions", None).await.0, 200);
+    let target = Some(json!({"version": 1}));
+    assert_eq!(native(&app, &viewer, Method::PUT, "/models/b-model/aliases/x", target).await.0, 403);
+    let description = Some(json!({"description": "no"}));
+    assert_eq!(native(&app, &viewer, Method::PATCH, "/models/b-model", description).await.0, 403);
+
+    let events = cairn_db::audit::recent(&app.db.pool, 100).await.expect("audit");
+    let actions: Vec<(&str, &str)> = events.iter().map(|e| (e.action.as_str(), e.target.as_str())).collect();
+    for expected in [
+        ("registered_model.update", "model:b-model"),
+        ("model_version.update", "model:b-model/1"),
+        ("model_alias.set", "model:b-model/1"),
+        ("model_alias.delete", "model:b-model/1"),
+    ] {
+        assert!(actions.contains(&expected), "{expected:?} in {actions:?}");
+    }
+}

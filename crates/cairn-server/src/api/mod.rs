@@ -12,6 +12,7 @@ mod error;
 mod experiments;
 mod json;
 mod metrics;
+mod models;
 mod openapi;
 mod query;
 mod run_views;
@@ -61,6 +62,11 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(runs::log))
         .routes(routes!(runs::set_environment))
         .routes(routes!(metrics::history))
+        .routes(routes!(models::list))
+        .routes(routes!(models::get, models::update))
+        .routes(routes!(models::versions))
+        .routes(routes!(models::version, models::update_version))
+        .routes(routes!(models::set_alias, models::delete_alias))
 }
 
 /// The OpenAPI document of `/api/v1`, built from the same routes as [`router`].

@@ -97,6 +97,30 @@ pub mod cursor {
         }
     }
 
+    /// After a registered model (names cannot contain `:`).
+    pub fn model(name: &str) -> String {
+        encode(&format!("rm:{name}"))
+    }
+
+    pub fn parse_model(raw: &str) -> Result<String, ApiError> {
+        match decode(raw, "rm")?.as_slice() {
+            [name] => Ok(name.clone()),
+            _ => Err(invalid(raw)),
+        }
+    }
+
+    /// Below a model version number.
+    pub fn version(number: i64) -> String {
+        encode(&format!("mv:{number}"))
+    }
+
+    pub fn parse_version(raw: &str) -> Result<i64, ApiError> {
+        match decode(raw, "mv")?.as_slice() {
+            [number] => number.parse().map_err(|_| invalid(raw)),
+            _ => Err(invalid(raw)),
+        }
+    }
+
     #[cfg(test)]
     mod tests {
         use super::*;
@@ -111,6 +135,9 @@ pub mod cursor {
             assert!(parse_run(&experiment(42)).is_err());
             assert!(parse_experiment("not base64!").is_err());
             assert!(parse_history(&encode("m:1:2")).is_err());
+            assert_eq!(parse_model(&model("fraud v2")).ok().as_deref(), Some("fraud v2"));
+            assert_eq!(parse_version(&version(7)).ok(), Some(7));
+            assert!(parse_version(&model("7")).is_err());
         }
     }
 }
