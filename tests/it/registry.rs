@@ -575,3 +575,103 @@ async fn native_api_lists_models_versions_and_manages_aliases() {
         assert!(actions.contains(&expected), "{expected:?} in {actions:?}");
     }
 }
+
+#[tokio::test]
+async fn dashboard_model_pages_and_forms() {
+    use crate::dashboard_pages::{admin, get, viewer};
+
+    let app = spawn_app().await;
+    let api = Mlflow::admin(&app).await;
+    let (_, run, model_id) = api.run_with_logged_model().await;
+    let body = json!({"name": "fraud <b>", "description": "catches <i>fraud</i>"});
+    api.ok(Method::POST, "registered-models/create", Some(body)).await;
+    let body = json!({"name": "fraud <b>", "source": format!("models:/{model_id}"), "model_id": model_id});
+    api.ok(Method::POST, "model-versions/create", Some(body)).await;
+    api.ok(
+        Method::POST,
+        "registered-models/alias",
+        Some(json!({"name": "fraud <b>", "alias": "champion", "version": "1"})),
+    )
+    .await;
+
+    let (browser, csrf) = admin(&app).await;
+    let (status, list) = get(&browser, &app, "/models").await;
+    assert_eq!(status, 200);
+    assert!(list.contains("href=\"/models/fraud%20%3Cb%3E\""), "{list}");
+    assert!(!list.contains("fraud <b>"), "names are escaped");
+    assert!(list.contains("href=\"/models\">Models</a>"), "the header links the models list");
+    let (_, empty) = get(&browser, &app, "/models?q=nothing-like-it").await;
+    assert!(empty.contains("No model has"));
+
+    let (status, page) = get(&browser, &app, "/models/fraud%20%3Cb%3E").await;
+    assert_eq!(status, 200);
+    assert!(page.contains(&format!("href=\"/runs/{run}\"")), "the source run is linked");
+    assert!(page.contains("<span>acc</span>0.93"), "the source run's latest metric: {page}");
+    assert!(page.contains("@champion"));
+    assert!(page.contains("catches") && !page.contains("<i>fraud"), "descriptions are escaped");
+    assert!(page.contains("/aliases/delete") && page.contains("Save description"), "members get the forms");
+
+    let url = app.at("/models/fraud%20%3Cb%3E");
+    let set = browser
+        .post(format!("{url}/aliases"))
+        .form(&[("csrf_token", csrf.as_str()), ("alias", "staging"), ("version", "1")])
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(set.status(), 303);
+    let reserved = browser
+        .post(format!("{url}/aliases"))
+        .form(&[("csrf_token", csrf.as_str()), ("alias", "v7"), ("version", "1")])
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(reserved.status(), 422);
+    assert!(reserved.text().await.expect("html").contains("is reserved"), "the refusal shows on the page");
+    let forged = browser
+        .post(format!("{url}/aliases/delete"))
+        .form(&[("csrf_token", "forged"), ("alias", "champion")])
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(forged.status(), 403);
+    let removed = browser
+        .post(format!("{url}/aliases/delete"))
+        .form(&[("csrf_token", csrf.as_str()), ("alias", "champion")])
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(removed.status(), 303);
+    let described = browser
+        .post(format!("{url}/description"))
+        .form(&[("csrf_token", csrf.as_str()), ("description", "new text\r\n")])
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(described.status(), 303);
+    let model = api.ok(Method::GET, "registered-models/get?name=fraud%20%3Cb%3E", None).await;
+    assert_eq!(model["registered_model"]["description"], "new text");
+    assert_eq!(model["registered_model"]["aliases"], json!([{"alias": "staging", "version": "1"}]));
+
+    let (status, version) = get(&browser, &app, "/models/fraud%20%3Cb%3E/versions/1").await;
+    assert_eq!(status, 200);
+    assert!(version.contains(&format!("/models/{model_id}/artifacts")), "where the artifacts are");
+    assert_eq!(get(&browser, &app, "/models/fraud%20%3Cb%3E/versions/2").await.0, 404);
+    assert_eq!(get(&browser, &app, "/models/nope").await.0, 404);
+
+    let reader = viewer(&app).await;
+    let (status, page) = get(&reader, &app, "/models/fraud%20%3Cb%3E").await;
+    assert_eq!(status, 200);
+    assert!(!page.contains("Set alias") && !page.contains("Save description"), "viewers get no forms");
+    let viewer_csrf = cairn_tests::hidden_input(&page, "csrf_token").expect("csrf");
+    let refused = reader
+        .post(format!("{url}/aliases"))
+        .form(&[("csrf_token", viewer_csrf.as_str()), ("alias", "x"), ("version", "1")])
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(refused.status(), 403);
+
+    let events = cairn_db::audit::recent(&app.db.pool, 100).await.expect("audit");
+    let set_by_form = events.iter().find(|e| e.action == "model_alias.set" && e.details.contains("staging"));
+    assert!(set_by_form.is_some_and(|e| e.actor_name == "admin"), "dashboard changes are audited with the actor");
+}

@@ -157,3 +157,17 @@ pub async fn delete(db: impl PgExecutor<'_>, id: i64) -> Result<(), DbError> {
     sqlx::query("DELETE FROM model_versions WHERE id = $1").bind(id).execute(db).await?;
     Ok(())
 }
+
+/// The latest metrics of the versions' source runs, as (version id, key, value), by key.
+pub async fn source_run_metrics(
+    db: impl PgExecutor<'_>,
+    version_ids: &[i64],
+) -> Result<Vec<(i64, String, f64)>, DbError> {
+    Ok(sqlx::query_as(
+        "SELECT v.id, l.key, l.value FROM model_versions v JOIN latest_metrics l ON l.run_id = v.run_id \
+         WHERE v.id = ANY($1) ORDER BY l.key",
+    )
+    .bind(version_ids)
+    .fetch_all(db)
+    .await?)
+}

@@ -208,3 +208,9 @@ pub async fn list_versions(
     let next = if more { rows.last().map(|r| r.version) } else { None };
     Ok((with_version_details(db, rows).await?, next))
 }
+
+/// The latest metrics of the versions' source runs, as (version id, key, value), by key.
+pub async fn source_run_metrics(db: &Db, versions: &[ModelVersion]) -> Result<Vec<(i64, String, f64)>> {
+    let ids: Vec<i64> = versions.iter().map(|v| v.row.id).collect();
+    Ok(version_repo::source_run_metrics(&db.pool, &ids).await?)
+}

@@ -9,6 +9,7 @@ mod error;
 mod experiments;
 mod links;
 mod login;
+mod models;
 mod run_forms;
 mod run_page;
 mod runs_table;
@@ -47,6 +48,12 @@ pub fn router() -> Router<AppState> {
         .route("/runs/{run_id}/files/{*path}", get(artifacts::file))
         .route("/compare", get(compare::page))
         .route("/compare/metrics/{*key}", get(series::compare_series))
+        .route("/models", get(models::list))
+        .route("/models/{name}", get(models::page))
+        .route("/models/{name}/description", post(models::save_description))
+        .route("/models/{name}/aliases", post(models::set_alias))
+        .route("/models/{name}/aliases/delete", post(models::delete_alias))
+        .route("/models/{name}/versions/{version}", get(models::version_page))
         .route("/login", get(login::form).post(login::submit))
         .route("/logout", post(login::logout))
         .route("/settings/tokens", get(tokens::page).post(tokens::create))
