@@ -691,6 +691,61 @@ async fn compare_view_highlights_differing_values_and_can_show_only_differences(
     assert_eq!(status, 404);
 }
 
+#[tokio::test]
+async fn compare_view_draws_parallel_coordinates_and_a_scatter_of_chosen_columns() {
+    let app = spawn_app().await;
+    let experiment = new_experiment(&app, "plots").await;
+    let mut ids = Vec::new();
+    for (i, (lr, optimizer)) in [("0.1", "sgd"), ("0.01", "adam"), ("0.001", "sgd")].iter().enumerate() {
+        let id = new_run(&app, experiment, &format!("p{i}"), 1_700_000_000_000 + i as i64, vec![]).await;
+        let params = [("lr", *lr), ("optimizer", *optimizer), ("batch", "32")];
+        log(&app, id, &params, &[("acc", 0.5 + i as f64 / 10.0, 1), ("loss", 1.0 - i as f64 / 10.0, 1)]).await;
+        ids.push(id.simple().to_string());
+    }
+    let (browser, _) = admin(&app).await;
+    let base = format!("/compare?runs={}", ids.join(","));
+
+    // By default: the params that differ and the first metric; the first differing param
+    // against that metric.
+    let (status, page) = get(&browser, &app, &base).await;
+    assert_eq!(status, 200);
+    let parallel = page.split("<svg class=\"parallel\"").nth(1).expect("a parallel-coordinates plot");
+    let parallel = parallel.split("</svg>").next().expect("svg");
+    assert!(parallel.contains("data-lines=\"3\""));
+    let names: Vec<&str> =
+        parallel.split("class=\"axis-name\"").skip(1).filter_map(|t| t.split(['>', '<']).nth(1)).collect();
+    assert_eq!(names, ["lr", "optimizer", "acc"], "differing params, then the metric");
+    let lines: Vec<&str> = parallel.split("<path class=\"run-line").skip(1).collect();
+    assert_eq!(lines.len(), 3);
+    assert!(lines.iter().all(|l| l.matches(" L").count() == 2), "each line crosses all three axes");
+    let scatter =
+        page.split("<svg class=\"scatter\"").nth(1).expect("a scatter plot").split("</svg>").next().expect("svg");
+    assert_eq!(scatter.matches("<circle class=\"run-point").count(), 3);
+    assert!(scatter.contains(">metrics.acc against params.lr</title>"));
+    assert!(page.contains("<option value=\"params.lr\" selected>"));
+
+    // A choice in the query string, kept by the page's links.
+    let chosen = format!("{base}&axes=batch,lr&metric=loss&x=params.optimizer&y=metrics.loss");
+    let (_, page) = get(&browser, &app, &chosen).await;
+    let parallel = page.split("<svg class=\"parallel\"").nth(1).expect("plot").split("</svg>").next().expect("svg");
+    let names: Vec<&str> =
+        parallel.split("class=\"axis-name\"").skip(1).filter_map(|t| t.split(['>', '<']).nth(1)).collect();
+    assert_eq!(names, ["batch", "lr", "loss"]);
+    assert!(page.contains("name=\"axes\" value=\"batch\" checked"));
+    assert!(page.contains("name=\"axes\" value=\"optimizer\">"), "unchosen params unticked");
+    assert!(page.contains(">metrics.loss against params.optimizer</title>"));
+    assert!(page.contains(">adam</text>") && page.contains(">sgd</text>"), "categories label their axis");
+    assert!(
+        page.contains("&#38;axes=batch%2Clr&#38;metric=loss&#38;x=params.optimizer&#38;y=metrics.loss\" aria-pressed"),
+        "the only-differences toggle keeps the choice"
+    );
+
+    // Unknown columns fall back to the defaults rather than failing.
+    let (status, page) = get(&browser, &app, &format!("{base}&x=params.nope&y=tags.x&metric=zzz")).await;
+    assert_eq!(status, 200);
+    assert!(page.contains(">metrics.acc against params.lr</title>"));
+}
+
 /// Server time of the runs table and a million-point series at scale. Not part of the
 /// suite (it loads 100,000 runs); run with
 /// `cargo test -p cairn-tests --test it dashboard_pages::scale -- --ignored --nocapture`.

@@ -1,7 +1,9 @@
 //! The compare view for 2 to 100 runs: `/compare?runs=a,b,c[&only_diff=1]`. A table of
 //! attributes, params, latest metrics and tags with one column per run, where rows whose
 //! values differ are marked (`class="differs"`) and, with `only_diff=1`, the others are
-//! left out; then one chart per metric key with the runs overlaid.
+//! left out; then a parallel-coordinates plot and a scatter plot ([`super::compare_plots`],
+//! chosen with `axes`, `metric`, `x` and `y`), and one chart per metric key with the runs
+//! overlaid. Every link out of the page keeps the plots' choice.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -13,6 +15,7 @@ use cairn_db::tracking::dashboard;
 use cairn_db::tracking::runs::{self as run_repo, RunRecord};
 use uuid::Uuid;
 
+use super::compare_plots::{self, PlotChoice, Plots};
 use super::display::{self, When};
 use super::{Header, HtmlError, SessionUser, links, render};
 use crate::state::AppState;
@@ -83,6 +86,7 @@ struct ComparePage {
     only_diff: bool,
     toggle_url: String,
     differing: usize,
+    plots: Plots,
     charts: Vec<ChartKey>,
     run_ids: String,
     run_names_json: String,
@@ -104,6 +108,7 @@ pub async fn page(
     let listed: Vec<&str> = pairs.iter().filter(|(k, _)| k == "runs").map(|(_, v)| v.as_str()).collect();
     let ids = parse_run_list(&listed.join(","))?;
     let only_diff = links::last(&pairs, "only_diff") == Some("1");
+    let choice = PlotChoice::from_pairs(&pairs);
     let diff_param = if only_diff { "1" } else { "" };
     let canonical = links::url("/compare", &[("runs", &run_list_text(&ids)), ("only_diff", diff_param)]);
     // Checkboxes send runs=a&runs=b: answer with the one stable URL.
@@ -160,12 +165,20 @@ pub async fn page(
     }
     let metric_keys: BTreeSet<&str> = records.iter().flat_map(|r| r.metrics.iter().map(|m| m.key.as_str())).collect();
     let run_ids = run_list_text(&ids);
+    let names: Vec<String> = records.iter().map(display_name).collect();
+    let plots = compare_plots::plots(&records, &names, &choice);
+    let kept = plots.choice.pairs();
+    let page_url = |runs: &str, only_diff: bool| {
+        let mut pairs: Vec<(&str, &str)> = vec![("runs", runs), ("only_diff", if only_diff { "1" } else { "" })];
+        pairs.extend(kept.iter().map(|(k, v)| (*k, v.as_str())));
+        links::url("/compare", &pairs)
+    };
     let page = ComparePage {
         header: Header::from(&user),
-        runs: records.iter().map(|r| run_head(r, &ids)).collect(),
+        runs: records.iter().map(|r| run_head(r, &ids, |rest| page_url(rest, only_diff))).collect(),
         sections,
         only_diff,
-        toggle_url: links::url("/compare", &[("runs", &run_ids), ("only_diff", if only_diff { "" } else { "1" })]),
+        toggle_url: page_url(&run_ids, !only_diff),
         differing,
         charts: metric_keys
             .iter()
@@ -180,8 +193,8 @@ pub async fn page(
                 chart_id: format!("chart-{i}"),
             })
             .collect(),
-        run_names_json: serde_json::to_string(&records.iter().map(display_name).collect::<Vec<_>>())
-            .map_err(HtmlError::internal)?,
+        run_names_json: serde_json::to_string(&names).map_err(HtmlError::internal)?,
+        plots,
         run_ids,
         back: records.first().map(|r| Back {
             label: experiment_names.get(&r.run.experiment_id).cloned().unwrap_or_default(),
@@ -219,7 +232,8 @@ fn display_name(record: &RunRecord) -> String {
     if record.run.name.is_empty() { record.run.run_uuid.simple().to_string() } else { record.run.name.clone() }
 }
 
-fn run_head(record: &RunRecord, all: &[Uuid]) -> RunHead {
+/// The run's column head; `url_for(runs)` is this page's URL for another list of runs.
+fn run_head(record: &RunRecord, all: &[Uuid], url_for: impl Fn(&str) -> String) -> RunHead {
     let rest: Vec<Uuid> = all.iter().copied().filter(|id| *id != record.run.run_uuid).collect();
     RunHead {
         name: display_name(record),
@@ -227,7 +241,7 @@ fn run_head(record: &RunRecord, all: &[Uuid]) -> RunHead {
         uuid: record.run.run_uuid.simple().to_string(),
         status_label: display::status_label(&record.run.status),
         status_class: display::status_class(&record.run.status),
-        without_url: (rest.len() >= MIN_RUNS).then(|| links::url("/compare", &[("runs", &run_list_text(&rest))])),
+        without_url: (rest.len() >= MIN_RUNS).then(|| url_for(&run_list_text(&rest))),
     }
 }
 

@@ -4,6 +4,7 @@
 mod artifact_preview;
 mod artifacts;
 mod compare;
+mod compare_plots;
 mod display;
 mod error;
 mod experiments;
