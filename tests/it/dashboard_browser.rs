@@ -1,6 +1,8 @@
 //! The dashboard in a real headless Chromium (Debian `chromium` and `chromium-driver`),
 //! driven over WebDriver with fantoccini: log in, open an experiment, sort and filter the
-//! runs table, open a run and see its chart drawn, select three runs and compare them.
+//! runs table, open a run and see its chart drawn, browse its artifacts (a CSV preview, an
+//! image, a real download), select three runs and compare them (the differing param
+//! highlighted, parallel coordinates and a scatter plot drawn).
 //! Screenshots of the main pages, light and dark at 1280 px wide, go to
 //! `$CAIRN_TEST_ARTIFACTS/dashboard/` (default `target/test-artifacts/dashboard/`).
 //!
@@ -183,11 +185,42 @@ async fn seed(app: &TestApp) -> i64 {
             .collect();
         metrics.push(("accuracy", *acc, 299));
         log(app, id, &[("lr", lr), ("optimizer", optimizer), ("batch_size", "64")], &metrics).await;
+        if *name == "resnet50-lr0.01" {
+            upload_artifacts(app, experiment, id).await;
+        }
     }
     experiment
 }
 
-async fn scenario(client: &Client, app: &TestApp, experiment: i64) -> Result<()> {
+/// What the artifact browser shows of resnet50-lr0.01.
+const CONFUSION_CSV: &str = "label,cat,dog,bird\ncat,41,3,1\ndog,2,54,0\nbird,1,0,37\n";
+
+/// A 2x2 PNG (red, green / blue, white).
+const PNG: &[u8] = &[
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52, 0x00, 0x00, 0x00,
+    0x02, 0x00, 0x00, 0x00, 0x02, 0x08, 0x02, 0x00, 0x00, 0x00, 0xfd, 0xd4, 0x9a, 0x73, 0x00, 0x00, 0x00, 0x16, 0x49,
+    0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0xf8, 0xcf, 0xc0, 0xc0, 0xf0, 0x1f, 0x08, 0x19, 0x18, 0xfe, 0xff, 0x07, 0x00,
+    0x3f, 0xe0, 0x07, 0xf9, 0x16, 0x5d, 0x3c, 0x5f, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60,
+    0x82,
+];
+
+async fn upload_artifacts(app: &TestApp, experiment: i64, run: uuid::Uuid) {
+    let token = app.admin_token().await;
+    let files: [(&str, &[u8]); 4] = [
+        ("eval/confusion.csv", CONFUSION_CSV.as_bytes()),
+        ("plots/samples.png", PNG),
+        ("metrics.json", br#"{"accuracy": 0.934, "epochs": 300}"#),
+        ("model/MLmodel", b"flavors:\n  python_function:\n    loader_module: mlflow.pytorch\n"),
+    ];
+    for (path, body) in files {
+        let url =
+            app.at(&format!("/api/2.0/mlflow-artifacts/artifacts/{experiment}/{}/artifacts/{path}", run.simple()));
+        let response = app.client.put(url).bearer_auth(&token).body(body.to_vec()).send().await.expect("upload");
+        assert_eq!(response.status(), 200, "upload of {path}");
+    }
+}
+
+async fn scenario(client: &Client, app: &TestApp, experiment: i64, download_dir: &Path) -> Result<()> {
     // Log in.
     client.goto(&app.at("/login")).await?;
     client.find(Locator::Id("username")).await?.send_keys("admin").await?;
@@ -259,6 +292,8 @@ async fn scenario(client: &Client, app: &TestApp, experiment: i64) -> Result<()>
     client.find(Locator::Id("chart-log")).await?.click().await?;
     ensure!(client.current_url().await?.query().unwrap_or_default().contains("log=1"), "chart settings in the URL");
 
+    browse_artifacts(client, download_dir).await?;
+
     // Select three runs and compare them.
     client.goto(&app.at(&format!("/experiments/{experiment}"))).await?;
     let boxes = client.find_all(Locator::Css("input[name=runs]")).await?;
@@ -279,8 +314,39 @@ async fn scenario(client: &Client, app: &TestApp, experiment: i64) -> Result<()>
     let background =
         client.find(Locator::Css("table.compare tr.differs > td")).await?.css_value("background-color").await?;
     ensure!(background != "rgba(0, 0, 0, 0)", "highlighted visibly: {background}");
+    // Charts draw when scrolled into view; the plots come first.
+    client.execute("document.getElementById('charts').scrollIntoView()", vec![]).await?;
     eventually(client, "overlaid charts", "return document.querySelectorAll('figure.chart[data-drawn]').length >= 2")
         .await?;
+    // Parallel coordinates (one line per run across every axis) and the scatter plot.
+    let drawn = client
+        .execute(
+            "const pc = document.querySelector('svg.parallel'); const sc = document.querySelector('svg.scatter'); \
+             if (!pc || !sc) return null; \
+             const lines = [...pc.querySelectorAll('path.run-line')]; const dots = [...sc.querySelectorAll('circle.run-point')]; \
+             return { lines: lines.length, drawn: lines.filter(l => l.getTotalLength() > 100).length, \
+                      axes: pc.querySelectorAll('g.axis').length, dots: dots.length, \
+                      width: pc.getBoundingClientRect().width, stroke: getComputedStyle(lines[0]).stroke, \
+                      fill: getComputedStyle(dots[0]).fill };",
+            vec![],
+        )
+        .await?;
+    ensure!(drawn["lines"] == json!(3) && drawn["drawn"] == json!(3), "three runs drawn across the axes: {drawn}");
+    ensure!(drawn["axes"].as_u64().is_some_and(|a| a >= 2), "params and a metric as axes: {drawn}");
+    ensure!(drawn["dots"] == json!(3), "three points on the scatter plot: {drawn}");
+    ensure!(drawn["width"].as_f64().is_some_and(|w| w > 300.0), "the plot has room: {drawn}");
+    ensure!(drawn["stroke"] != drawn["fill"] || drawn["stroke"] != json!("none"), "coloured: {drawn}");
+    ensure!(drawn["stroke"] != json!("none"), "lines are stroked: {drawn}");
+    // A scatter of two other columns, chosen in the page and kept in the URL.
+    let x = client.find(Locator::Css("select[name=sx]")).await?;
+    x.select_by_value("params.optimizer").await?;
+    client.find(Locator::Css("form.plot-form button[type=submit]")).await?.click().await?;
+    client.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("svg.scatter")).await?;
+    let chosen = client.current_url().await?;
+    ensure!(chosen.query().unwrap_or_default().contains("sx=params.optimizer"), "the choice in the URL: {chosen}");
+    let title = client.find(Locator::Css("svg.scatter > title")).await?.text().await?;
+    ensure!(title.contains("against params.optimizer"), "scatter redrawn: {title}");
+    ensure!(!texts(client, "table.compare tr.differs > th").await?.is_empty(), "the differing rows stay highlighted");
     screenshot(client, "compare-light").await?;
 
     // Dark: the same pages with prefers-color-scheme: dark.
@@ -292,16 +358,67 @@ async fn scenario(client: &Client, app: &TestApp, experiment: i64) -> Result<()>
     let is_dark = client.execute("return matchMedia('(prefers-color-scheme: dark)').matches", vec![]).await?;
     ensure!(is_dark == json!(true), "dark mode emulated");
     let compare_url = url.to_string();
+    let run_url = client_run_url(client, app, experiment).await?;
     for (name, path, ready) in [
         ("experiments-dark", app.at("/"), "table.data"),
         ("runs-dark", app.at(&format!("/experiments/{experiment}")), "table.runs"),
-        ("run-dark", client_run_url(client, app, experiment).await?, "figure.chart[data-drawn] canvas"),
-        ("compare-dark", compare_url, "figure.chart[data-drawn] canvas"),
+        ("run-dark", run_url.clone(), "figure.chart[data-drawn] canvas"),
+        ("artifacts-dark", format!("{run_url}/artifacts/eval/confusion.csv"), "table.csv"),
+        ("compare-dark", compare_url, "svg.scatter"),
     ] {
         client.goto(&path).await?;
         client.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css(ready)).await?;
         screenshot(client, name).await?;
     }
+    Ok(())
+}
+
+/// From the run page (resnet50-lr0.01): the artifact tree, a CSV preview as a table, an
+/// image preview, and a download that lands on disk with the file's bytes.
+async fn browse_artifacts(client: &Client, download_dir: &Path) -> Result<()> {
+    let top = texts(client, "#artifacts table.artifacts tbody th a").await?;
+    let top: Vec<&str> = top.iter().map(|t| t.trim_start_matches("▸ ")).collect();
+    ensure!(top == ["eval/", "model/", "plots/", "metrics.json"], "folders first on the run page: {top:?}");
+    client.find(Locator::LinkText("Browse all artifacts")).await?.click().await?;
+    client.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("nav.artifact-tree")).await?;
+    client.find(Locator::Css("table.artifacts a.dir[href$='/eval']")).await?.click().await?;
+    client.find(Locator::LinkText("confusion.csv")).await?.click().await?;
+    client.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("table.csv")).await?;
+    ensure!(client.current_url().await?.path().ends_with("/artifacts/eval/confusion.csv"));
+    let header = texts(client, "table.csv thead th").await?;
+    ensure!(header == ["label", "cat", "dog", "bird"], "CSV header: {header:?}");
+    ensure!(texts(client, "table.csv tbody tr").await?.len() == 3, "three CSV rows");
+    let open = texts(client, "ul.tree a[aria-expanded=true]").await?;
+    ensure!(open.iter().any(|t| t.ends_with("eval")), "the tree is open along the path: {open:?}");
+    screenshot(client, "artifacts-light").await?;
+
+    // A real download: Chromium saves the file where we tell it.
+    let allow = Cdp {
+        cmd: "Browser.setDownloadBehavior",
+        params: json!({"behavior": "allow", "downloadPath": download_dir.display().to_string()}),
+    };
+    client.issue_cmd(allow).await?;
+    client.find(Locator::Css("section.artifact-file a.button[download]")).await?.click().await?;
+    let saved = download_dir.join("confusion.csv");
+    for _ in 0..100 {
+        if std::fs::read_to_string(&saved).is_ok_and(|t| t == CONFUSION_CSV) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let content = std::fs::read_to_string(&saved).with_context(|| format!("no download at {}", saved.display()))?;
+    ensure!(content == CONFUSION_CSV, "the downloaded file has the artifact's bytes: {content:?}");
+
+    // An image previewed inline from its same-origin URL.
+    client.find(Locator::Css("ul.tree a[href$='/plots']")).await?.click().await?;
+    client.find(Locator::LinkText("samples.png")).await?.click().await?;
+    let width = eventually(
+        client,
+        "the image preview",
+        "const i = document.querySelector('img.artifact-image'); return i && i.complete && i.naturalWidth;",
+    )
+    .await?;
+    ensure!(width == json!(2), "the PNG decoded: {width}");
     Ok(())
 }
 
@@ -314,13 +431,14 @@ async fn client_run_url(client: &Client, app: &TestApp, experiment: i64) -> Resu
 }
 
 #[tokio::test]
-async fn in_chromium_log_in_sort_filter_open_a_chart_and_compare_three_runs() {
+async fn in_chromium_log_in_sort_filter_open_a_chart_browse_artifacts_and_compare_three_runs() {
     let app = spawn_app().await;
     let experiment = seed(&app).await;
     let driver = Driver::start().await;
     let profile = tempfile::tempdir().expect("profile dir");
     let client = open_browser(&driver, profile.path()).await;
-    let outcome = scenario(&client, &app, experiment).await;
+    let downloads = tempfile::tempdir().expect("download dir");
+    let outcome = scenario(&client, &app, experiment, downloads.path()).await;
     if outcome.is_err() {
         let _ = screenshot(&client, "failure").await;
     }
@@ -330,4 +448,72 @@ async fn in_chromium_log_in_sort_filter_open_a_chart_and_compare_three_runs() {
         panic!("{e:#} (screenshot of the failure in {})", artifacts_dir().display());
     }
     eprintln!("dashboard screenshots in {}", artifacts_dir().display());
+}
+
+/// A registered model with one version from a run that logged `accuracy`.
+async fn seed_model(app: &TestApp) -> Result<()> {
+    let experiment = new_experiment(app, "churn").await;
+    let run = new_run(app, experiment, "xgb-depth6", 1_700_000_000_000, Vec::new()).await;
+    log(app, run, &[("depth", "6")], &[("accuracy", 0.91, 0)]).await;
+    let actor = cairn_server::audit::Actor::system("test");
+    cairn_server::registry::create_model(&app.db, &actor, "churn-model", Some("Predicts churn."), &[]).await?;
+    let source = format!("runs:/{}/model", run.simple());
+    let request = cairn_server::registry::NewVersionRequest {
+        name: "churn-model",
+        source: &source,
+        run_id: None,
+        model_id: None,
+        tags: &[],
+        description: None,
+        run_link: None,
+    };
+    cairn_server::registry::create_version(&app.db, &actor, request).await?;
+    Ok(())
+}
+
+/// Log in, open the model from the header's Models link, check the versions table shows the
+/// source run and its metric, set an alias with the form and see it on the page.
+async fn model_scenario(client: &Client, app: &TestApp) -> Result<()> {
+    client.goto(&app.at("/login")).await?;
+    client.find(Locator::Id("username")).await?.send_keys("admin").await?;
+    client.find(Locator::Id("password")).await?.send_keys(ADMIN_PASSWORD).await?;
+    client.find(Locator::Css("form button[type=submit]")).await?.click().await?;
+    client.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("header.top")).await?;
+    client.find(Locator::Css("header.top nav a[href=\"/models\"]")).await?.click().await?;
+    client.wait().at_most(Duration::from_secs(10)).for_element(Locator::LinkText("churn-model")).await?;
+    client.find(Locator::LinkText("churn-model")).await?.click().await?;
+    client.wait().at_most(Duration::from_secs(10)).for_element(Locator::Id("versions")).await?;
+    ensure!(client.current_url().await?.path() == "/models/churn-model");
+    let cells = texts(client, "#versions tbody td").await?;
+    ensure!(cells.iter().any(|c| c.contains("accuracy") && c.contains("0.91")), "source run metric: {cells:?}");
+    let run_link = client.find(Locator::Css("#versions tbody a[href^=\"/runs/\"]")).await?;
+    ensure!(run_link.attr("href").await?.is_some(), "the source run is linked");
+
+    client.find(Locator::Id("alias-name")).await?.send_keys("champion").await?;
+    client.find(Locator::Css("#aliases form.row button[type=submit]")).await?.click().await?;
+    client.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("#aliases .chip")).await?;
+    let chips = texts(client, "#aliases .chip").await?;
+    ensure!(chips.iter().any(|c| c.contains("@champion") && c.contains("version 1")), "alias shown: {chips:?}");
+    let versions = texts(client, "#versions tbody td").await?;
+    ensure!(versions.iter().any(|c| c.contains("@champion")), "the version row shows the alias: {versions:?}");
+    screenshot(client, "model-light").await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn in_chromium_open_a_model_and_set_an_alias() {
+    let app = spawn_app().await;
+    seed_model(&app).await.expect("seed the registry");
+    let driver = Driver::start().await;
+    let profile = tempfile::tempdir().expect("profile dir");
+    let client = open_browser(&driver, profile.path()).await;
+    let outcome = model_scenario(&client, &app).await;
+    if outcome.is_err() {
+        let _ = screenshot(&client, "model-failure").await;
+    }
+    let _ = client.close().await;
+    drop(driver);
+    if let Err(e) = outcome {
+        panic!("{e:#} (screenshot of the failure in {})", artifacts_dir().display());
+    }
 }

@@ -9,16 +9,7 @@ import mlflow.pyfunc
 import pandas as pd
 from compat_helpers import raises_mlflow
 from mlflow.entities.model_registry import ModelVersion, RegisteredModel
-
-PIP_REQUIREMENTS = ["mlflow==3.17.2", "pandas"]  # skip requirement inference: faster
-
-
-class AddN(mlflow.pyfunc.PythonModel):
-    def __init__(self, n):
-        self.n = n
-
-    def predict(self, context, model_input, params=None):
-        return model_input.apply(lambda column: column + self.n)
+from test_models import PIP_REQUIREMENTS, AddN
 
 
 def _log_model(n: int) -> str:

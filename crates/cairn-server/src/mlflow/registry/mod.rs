@@ -142,6 +142,19 @@ fn audited(body: serde_json::Value) -> Response {
     (Extension(Audited), Json(body)).into_response()
 }
 
+/// A search's answer: the items under `key` and, when more follow, the token of the next
+/// page; both left out when empty, as MLflow does.
+fn search_page<T: Serialize>(key: &str, items: Vec<T>, next_offset: Option<i64>) -> serde_json::Value {
+    let mut response = serde_json::json!({});
+    if !items.is_empty() {
+        response[key] = serde_json::json!(items);
+    }
+    if let Some(offset) = next_offset {
+        response["next_page_token"] = serde_json::json!(super::types::page_token::encode(offset));
+    }
+    response
+}
+
 fn filter_error(e: FilterError) -> MlflowError {
     MlflowError::invalid(e.message())
 }
@@ -203,5 +216,5 @@ fn version(value: Option<serde_json::Value>) -> Result<i64, MlflowError> {
         serde_json::Value::String(s) => s,
         other => other.to_string(),
     };
-    Ok(cairn_core::registry::parse_version(&raw).map_err(|e| MlflowError::invalid(e.0))?)
+    cairn_core::registry::parse_version(&raw).map_err(|e| MlflowError::invalid(e.0))
 }

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::super::types::{Tag, page_token};
 use super::super::{MlflowError, MlflowJson, required};
-use super::{ModelVersionView, RegisteredModelView, SearchParams, audited, filter_error, name, version};
+use super::{ModelVersionView, RegisteredModelView, SearchParams, audited, filter_error, name, search_page, version};
 use crate::audit::Actor;
 use crate::registry::{self, ModelSearchQuery};
 use crate::state::AppState;
@@ -55,15 +55,8 @@ pub async fn search(State(state): State<AppState>, RawQuery(raw): RawQuery) -> R
     let offset = page_token::decode(params.page_token.as_deref()).map_err(MlflowError::invalid)?;
     let query = ModelSearchQuery { filter: &filter, order_by: &order_by, offset, max_results };
     let (models, more) = registry::search_models(&state.db, &query).await?;
-    let mut response = json!({});
-    if !models.is_empty() {
-        let views: Vec<RegisteredModelView> = models.into_iter().map(RegisteredModelView::from).collect();
-        response["registered_models"] = json!(views);
-    }
-    if more {
-        response["next_page_token"] = json!(page_token::encode(offset + max_results));
-    }
-    Ok(Json(response))
+    let views: Vec<RegisteredModelView> = models.into_iter().map(RegisteredModelView::from).collect();
+    Ok(Json(search_page("registered_models", views, more.then_some(offset + max_results))))
 }
 
 #[derive(Deserialize)]

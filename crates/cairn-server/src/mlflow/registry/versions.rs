@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::super::types::{Tag, page_token};
 use super::super::{MlflowError, MlflowJson, required};
-use super::{ModelVersionView, SearchParams, audited, filter_error, name, version};
+use super::{ModelVersionView, SearchParams, audited, filter_error, name, search_page, version};
 use crate::audit::Actor;
 use crate::registry::{self, ModelVersion, NewVersionRequest, VersionSearchQuery};
 use crate::state::AppState;
@@ -87,15 +87,8 @@ pub async fn search(State(state): State<AppState>, RawQuery(raw): RawQuery) -> R
     let offset = page_token::decode(params.page_token.as_deref()).map_err(MlflowError::invalid)?;
     let query = VersionSearchQuery { filter: &filter, order_by: &order_by, offset, max_results };
     let (versions, more) = registry::search_versions(&state.db, &query).await?;
-    let mut response = json!({});
-    if !versions.is_empty() {
-        let views: Vec<ModelVersionView> = versions.into_iter().map(ModelVersionView::from).collect();
-        response["model_versions"] = json!(views);
-    }
-    if more {
-        response["next_page_token"] = json!(page_token::encode(offset + max_results));
-    }
-    Ok(Json(response))
+    let views: Vec<ModelVersionView> = versions.into_iter().map(ModelVersionView::from).collect();
+    Ok(Json(search_page("model_versions", views, more.then_some(offset + max_results))))
 }
 
 #[derive(Deserialize)]
