@@ -8,6 +8,7 @@ mod dashboard;
 mod dashboard_artifacts;
 mod dashboard_browser;
 mod dashboard_pages;
+mod datasets;
 mod mlflow_tracking;
 mod native_api;
 mod ops;

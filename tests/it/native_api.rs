@@ -714,6 +714,15 @@ const ROUTES: &[(&str, &str)] = &[
     ("patch", "/api/v1/models/{name}/versions/{version}"),
     ("put", "/api/v1/models/{name}/aliases/{alias}"),
     ("delete", "/api/v1/models/{name}/aliases/{alias}"),
+    ("get", "/api/v1/datasets"),
+    ("get", "/api/v1/datasets/{name}"),
+    ("post", "/api/v1/datasets/{name}/versions"),
+    ("get", "/api/v1/datasets/{name}/versions/{version}"),
+    ("get", "/api/v1/datasets/{name}/diff"),
+    ("post", "/api/v1/blobs/missing"),
+    ("put", "/api/v1/blobs/{sha256}"),
+    ("post", "/api/v1/runs/{id}/datasets"),
+    ("get", "/api/v1/runs/{id}/datasets"),
     ("get", "/api/v1/openapi.json"),
 ];
 

@@ -2,8 +2,10 @@
 //! values are parsed once at the boundary so the inside of the system only sees valid ones.
 
 pub mod account;
+pub mod dataset;
 pub mod registry;
 pub mod search;
+pub mod tabular;
 pub mod tracking;
 
 pub use account::{Password, Role, Username, ValidationError};

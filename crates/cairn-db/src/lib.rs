@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod datadir_lock;
+pub mod datasets;
 pub mod embedded;
 pub mod pool;
 pub mod registry;

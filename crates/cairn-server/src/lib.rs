@@ -8,6 +8,7 @@ pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod config;
+pub mod datasets;
 pub mod mlflow;
 pub mod ops;
 pub mod registry;

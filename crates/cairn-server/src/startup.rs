@@ -108,7 +108,7 @@ pub fn router(state: &AppState) -> Router {
 /// uploads, which take as long as their data keeps coming (their handler fails a body that
 /// stalls for `request_timeout`, and caps the size).
 async fn request_timeout(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if mlflow::artifacts::is_streaming_upload(&request) {
+    if mlflow::artifacts::is_streaming_upload(&request) || api::datasets::is_blob_upload(&request) {
         return next.run(request).await;
     }
     match tokio::time::timeout(state.config.request_timeout, next.run(request)).await {

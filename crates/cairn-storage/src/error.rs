@@ -18,6 +18,8 @@ pub enum StorageError {
     TooLarge { limit: u64 },
     #[error("a file and a directory would have the same path")]
     FileDirConflict,
+    #[error("the content's SHA-256 is {actual}, not {expected} as claimed")]
+    DigestMismatch { expected: String, actual: String },
     #[error("the upload's body failed: {0}")]
     Body(#[source] BodyError),
     #[error("storage did not answer within {0:?}")]

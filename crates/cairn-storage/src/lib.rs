@@ -8,6 +8,7 @@
 //! Modules: [`path`] (keys), [`open`] (constructors), `transfer` (upload and download),
 //! `tree` (listing and deletion).
 
+mod blobs;
 mod error;
 mod open;
 pub mod path;
@@ -21,6 +22,7 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
 
+pub use blobs::{BadDigest, BlobDigest};
 pub use error::{BodyError, StorageError};
 pub use open::S3Config;
 pub use path::{ArtifactPath, ArtifactPathError};

@@ -8,6 +8,7 @@
 //! document at `/api/v1/openapi.json` cannot drift from the router.
 
 mod audit_log;
+pub mod datasets;
 mod error;
 mod experiments;
 mod json;
@@ -62,6 +63,15 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(runs::log))
         .routes(routes!(runs::set_environment))
         .routes(routes!(metrics::history))
+        .routes(routes!(datasets::list))
+        .routes(routes!(datasets::get))
+        .routes(routes!(datasets::create_version))
+        .routes(routes!(datasets::version))
+        .route("/datasets/{name}/versions/{version}/files/{*path}", axum::routing::get(datasets::file))
+        .routes(routes!(datasets::diff))
+        .routes(routes!(datasets::missing))
+        .routes(routes!(datasets::upload))
+        .routes(routes!(datasets::link_run, datasets::run_datasets))
         .routes(routes!(models::list))
         .routes(routes!(models::get, models::update))
         .routes(routes!(models::versions))

@@ -212,7 +212,7 @@ fn audit_note(action: &str, path: &ArtifactPath, details: serde_json::Value) -> 
 
 /// The request body, failing when no data arrives for `idle`: a client that stalls must
 /// not hold an upload (and its buffered part) open for ever.
-fn with_idle_timeout<S, E>(body: S, idle: Duration) -> impl Stream<Item = Result<Bytes, BodyError>>
+pub(crate) fn with_idle_timeout<S, E>(body: S, idle: Duration) -> impl Stream<Item = Result<Bytes, BodyError>>
 where
     S: Stream<Item = Result<Bytes, E>> + Send + 'static,
     E: Into<BodyError>,
