@@ -725,23 +725,26 @@ async fn compare_view_draws_parallel_coordinates_and_a_scatter_of_chosen_columns
     assert!(page.contains("<option value=\"params.lr\" selected>"));
 
     // A choice in the query string, kept by the page's links.
-    let chosen = format!("{base}&axes=batch,lr&metric=loss&x=params.optimizer&y=metrics.loss");
+    let chosen = format!("{base}&axes=batch,lr&metric=loss&sx=params.optimizer&sy=metrics.loss&log=1");
     let (_, page) = get(&browser, &app, &chosen).await;
     let parallel = page.split("<svg class=\"parallel\"").nth(1).expect("plot").split("</svg>").next().expect("svg");
     let names: Vec<&str> =
         parallel.split("class=\"axis-name\"").skip(1).filter_map(|t| t.split(['>', '<']).nth(1)).collect();
     assert_eq!(names, ["batch", "lr", "loss"]);
     assert!(page.contains("name=\"axes\" value=\"batch\" checked"));
+    assert!(page.contains("<input type=\"hidden\" name=\"log\" value=\"1\">"), "the charts' settings survive a redraw");
     assert!(page.contains("name=\"axes\" value=\"optimizer\">"), "unchosen params unticked");
     assert!(page.contains(">metrics.loss against params.optimizer</title>"));
     assert!(page.contains(">adam</text>") && page.contains(">sgd</text>"), "categories label their axis");
     assert!(
-        page.contains("&#38;axes=batch%2Clr&#38;metric=loss&#38;x=params.optimizer&#38;y=metrics.loss\" aria-pressed"),
+        page.contains(
+            "&#38;axes=batch%2Clr&#38;metric=loss&#38;sx=params.optimizer&#38;sy=metrics.loss&#38;log=1\" aria-pressed"
+        ),
         "the only-differences toggle keeps the choice"
     );
 
     // Unknown columns fall back to the defaults rather than failing.
-    let (status, page) = get(&browser, &app, &format!("{base}&x=params.nope&y=tags.x&metric=zzz")).await;
+    let (status, page) = get(&browser, &app, &format!("{base}&sx=params.nope&sy=tags.x&metric=zzz")).await;
     assert_eq!(status, 200);
     assert!(page.contains(">metrics.acc against params.lr</title>"));
 }

@@ -109,7 +109,7 @@ pub async fn summary(storage: &Storage, run_uuid: &Uuid, artifact_uri: &str) -> 
     match tracking::artifact_root(artifact_uri) {
         ArtifactRoot::Elsewhere(uri) => Ok(RunArtifactsSummary::Elsewhere(uri)),
         ArtifactRoot::Stored(root) => {
-            let entries = storage.list(Some(&root)).await.map_err(HtmlError::internal)?;
+            let entries = list(storage, root).await?;
             Ok(RunArtifactsSummary::Listing(listing(run_uuid, None, entries)))
         }
     }
@@ -218,8 +218,16 @@ enum Target {
     File { size: u64 },
 }
 
+/// A directory's entries, folders first, each group by name.
+async fn list(storage: &Storage, dir: ArtifactPath) -> Result<Vec<Entry>, HtmlError> {
+    let mut entries = storage.list(Some(&dir)).await.map_err(HtmlError::internal)?;
+    // Stable: the store's name order stays within each group.
+    entries.sort_by_key(|e| e.kind != EntryKind::Dir);
+    Ok(entries)
+}
+
 async fn walk(storage: &Storage, root: &ArtifactPath, path: Option<&ArtifactPath>) -> Result<Walk, HtmlError> {
-    let list = |dir: ArtifactPath| async move { storage.list(Some(&dir)).await.map_err(HtmlError::internal) };
+    let list = |dir: ArtifactPath| list(storage, dir);
     let mut levels = vec![list(root.clone()).await?];
     let Some(path) = path else {
         let entries = levels[0].clone();

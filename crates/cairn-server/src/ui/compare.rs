@@ -22,6 +22,8 @@ use crate::state::AppState;
 
 pub const MIN_RUNS: usize = 2;
 pub const MAX_RUNS: usize = 100;
+/// The overlaid charts' settings in the query string (x axis, log scale, smoothing).
+const CHART_SETTINGS: [&str; 3] = ["x", "log", "smooth"];
 
 /// The runs named by `runs=a,b,c` (32-hex or dashed ids), in order, each once.
 pub fn parse_run_list(raw: &str) -> Result<Vec<Uuid>, HtmlError> {
@@ -87,6 +89,8 @@ struct ComparePage {
     toggle_url: String,
     differing: usize,
     plots: Plots,
+    /// The overlaid charts' settings (`charts.js` keeps them in the URL), kept by the plot form.
+    chart_settings: Vec<(&'static str, String)>,
     charts: Vec<ChartKey>,
     run_ids: String,
     run_names_json: String,
@@ -167,7 +171,12 @@ pub async fn page(
     let run_ids = run_list_text(&ids);
     let names: Vec<String> = records.iter().map(display_name).collect();
     let plots = compare_plots::plots(&records, &names, &choice);
-    let kept = plots.choice.pairs();
+    let chart_settings: Vec<(&'static str, String)> = CHART_SETTINGS
+        .iter()
+        .filter_map(|k| links::last(&pairs, k).filter(|v| !v.is_empty()).map(|v| (*k, v.to_owned())))
+        .collect();
+    let mut kept = plots.choice.pairs();
+    kept.extend(chart_settings.iter().cloned());
     let page_url = |runs: &str, only_diff: bool| {
         let mut pairs: Vec<(&str, &str)> = vec![("runs", runs), ("only_diff", if only_diff { "1" } else { "" })];
         pairs.extend(kept.iter().map(|(k, v)| (*k, v.as_str())));
@@ -195,6 +204,7 @@ pub async fn page(
             .collect(),
         run_names_json: serde_json::to_string(&names).map_err(HtmlError::internal)?,
         plots,
+        chart_settings,
         run_ids,
         back: records.first().map(|r| Back {
             label: experiment_names.get(&r.run.experiment_id).cloned().unwrap_or_default(),

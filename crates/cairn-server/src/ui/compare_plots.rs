@@ -1,7 +1,8 @@
 //! The compare view's two plots, drawn on the server as inline SVG (no script needed, and
 //! the same on every browser): a parallel-coordinates plot over chosen params and one
 //! metric, and a scatter plot of any two columns. The choice lives in the query string:
-//! `axes=lr,optimizer&metric=accuracy&x=params.lr&y=metrics.accuracy`; without one, the
+//! `axes=lr,optimizer&metric=accuracy&sx=params.lr&sy=metrics.accuracy` (`x` is the
+//! charts' axis setting, see `charts.js`); without one, the
 //! params that differ and the first metric are shown.
 //!
 //! A column whose values all read as numbers gets a linear axis; any other, one position
@@ -45,7 +46,7 @@ impl PlotChoice {
             .map(str::to_owned)
             .collect();
         let value = |key: &str| links::last(pairs, key).filter(|v| !v.is_empty()).map(str::to_owned);
-        PlotChoice { axes, metric: value("metric"), x: value("x"), y: value("y") }
+        PlotChoice { axes, metric: value("metric"), x: value("sx"), y: value("sy") }
     }
 
     /// The query pairs that keep this choice, for links out of the page.
@@ -53,8 +54,8 @@ impl PlotChoice {
         vec![
             ("axes", self.axes.join(",")),
             ("metric", self.metric.clone().unwrap_or_default()),
-            ("x", self.x.clone().unwrap_or_default()),
-            ("y", self.y.clone().unwrap_or_default()),
+            ("sx", self.x.clone().unwrap_or_default()),
+            ("sy", self.y.clone().unwrap_or_default()),
         ]
     }
 }
@@ -129,6 +130,8 @@ pub struct PcAxis {
     pub x: String,
     pub label: String,
     pub ticks: Vec<Label>,
+    /// `end` (labels left of the axis) or, on the last axis, `start` (right of it).
+    pub tick_anchor: &'static str,
 }
 
 /// One run's line, or its point on the scatter plot.
@@ -285,14 +288,19 @@ fn parallel(columns: &[Column], names: &[String]) -> ParallelPlot {
         .iter()
         .zip(&scales)
         .enumerate()
-        .map(|(i, (column, scale))| PcAxis {
-            x: coordinate(x_of(i)),
-            label: column.label.clone(),
-            ticks: scale
-                .ticks()
-                .into_iter()
-                .map(|(p, text)| Label { x: coordinate(x_of(i) - 6.0), y: coordinate(y_of(p) + 4.0), text })
-                .collect(),
+        .map(|(i, (column, scale))| {
+            let last = i + 1 == columns.len();
+            let offset = if last { 6.0 } else { -6.0 };
+            PcAxis {
+                x: coordinate(x_of(i)),
+                label: column.label.clone(),
+                ticks: scale
+                    .ticks()
+                    .into_iter()
+                    .map(|(p, text)| Label { x: coordinate(x_of(i) + offset), y: coordinate(y_of(p) + 4.0), text })
+                    .collect(),
+                tick_anchor: if last { "start" } else { "end" },
+            }
         })
         .collect();
     let lines = names
@@ -418,7 +426,7 @@ mod tests {
 
     #[test]
     fn choices_round_trip_through_the_query() {
-        let pairs: Vec<(String, String)> = [("axes", "lr,optimizer"), ("axes", "depth"), ("metric", "acc"), ("x", "")]
+        let pairs: Vec<(String, String)> = [("axes", "lr,optimizer"), ("axes", "depth"), ("metric", "acc"), ("sx", "")]
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
