@@ -4,10 +4,12 @@
 //! `seed`    creates the search experiment (N runs: runs/create + one log-batch each) and the
 //!           history run (P points of one metric, 1000 per log-batch).
 //! `measure` (b) runs/search latency, (c) metrics/get-history of the whole history, paged
-//!           as the client pages, then (a) log-batch ingestion from concurrent clients.
+//!           as the client pages, (d) the dashboard's pages (Cairn only, when given the
+//!           admin password), then (a) log-batch ingestion from concurrent clients.
 //! `report`  prints one table for up to three result files, ratios and the targets.
 
 mod api;
+mod dashboard;
 mod data;
 mod procfs;
 mod report;
@@ -95,6 +97,12 @@ struct MeasureArgs {
     /// Page size of get-history requests (the mlflow client asks for 25000).
     #[arg(long, default_value_t = 25_000)]
     history_page: usize,
+    /// The admin password of a Cairn server: measures (d) its dashboard pages.
+    #[arg(long, env = "BENCH_DASHBOARD_PASSWORD", hide_env_values = true)]
+    dashboard_password: Option<String>,
+    /// Timed requests per dashboard page.
+    #[arg(long, default_value_t = 20)]
+    dashboard_reps: usize,
 }
 
 /// A throughput figure: `count` items in `secs`.
@@ -145,6 +153,8 @@ pub struct ServerResult {
     pub search: Option<Latency>,
     pub history: Option<Latency>,
     pub history_page: usize,
+    /// (d) Cairn's dashboard pages; empty for servers without one measured.
+    pub dashboard: Vec<dashboard::PageFigure>,
     pub rss_peak_mb: BTreeMap<String, f64>,
     /// Peak RSS of the --total-pid tree, when given.
     pub rss_total_peak_mb: Option<f64>,
@@ -296,7 +306,16 @@ async fn measure(args: MeasureArgs) -> Result<()> {
     };
     result.history = Some(fetched);
 
-    // Last: its millions of rows set autovacuum going, which would disturb (b) and (c).
+    if let (Some(password), Some(exp)) =
+        (args.dashboard_password.as_deref().filter(|p| !p.is_empty()), result.search_experiment_id.clone())
+    {
+        let (url, run, points) = (result.url.clone(), result.history_run_id.clone(), result.history_points);
+        let run = run.as_deref().map(|r| (r, points));
+        let work = dashboard::measure(&url, &name, password, &exp, run, args.dashboard_reps);
+        result.dashboard = meter.phase(&mut result, "dashboard", work).await;
+    }
+
+    // Last: its millions of rows set autovacuum going, which would disturb (b), (c) and (d).
     result.ingest_clients = args.ingest_clients;
     let ingested = meter.phase(&mut result, "ingest", ingest(&api, &name, args.ingest_clients, args.ingest_secs)).await;
     result.ingest = Some(ingested);

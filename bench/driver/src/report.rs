@@ -238,14 +238,7 @@ pub fn run(args: ReportArgs) -> Result<()> {
     println!();
     println!("Targets (issue 9):");
     let [ingest, search, _, hist, ..] = &rows[..] else { unreachable!() };
-    let target = |ok: Option<bool>, text: String| {
-        let verdict = match ok {
-            Some(true) => "PASS",
-            Some(false) => "FAIL",
-            None => "N/A ",
-        };
-        println!("  {verdict}  {text}");
-    };
+    let target = target_line;
     for (row, what) in
         [(ingest, "(a) ingest throughput"), (search, "(b) search median latency"), (hist, "(c) history median latency")]
     {
@@ -272,6 +265,10 @@ pub fn run(args: ReportArgs) -> Result<()> {
         format!("Cairn RSS < 300 MB throughout: peak {}", rss.map_or("n/a".into(), |m| format!("{m:.0} MB"))),
     );
 
+    if let Some(cairn) = servers[0].as_ref().filter(|c| !c.dashboard.is_empty()) {
+        dashboard(cairn, &target_line);
+    }
+
     // Notes: failures, answer checks, where the time went.
     println!();
     println!("Notes:");
@@ -294,7 +291,7 @@ pub fn run(args: ReportArgs) -> Result<()> {
         if let Some(c) = s.history.as_ref().and_then(|l| l.check.clone()) {
             notes.push(format!("(c) answer: {c}"));
         }
-        let cpu: Vec<String> = ["seed runs", "seed history", "ingest", "search", "history"]
+        let cpu: Vec<String> = ["seed runs", "seed history", "ingest", "search", "history", "dashboard"]
             .iter()
             .filter_map(|p| {
                 s.cpu.get(*p).map(|c| {
@@ -321,4 +318,55 @@ pub fn run(args: ReportArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A target's verdict on one line.
+fn target_line(ok: Option<bool>, text: String) {
+    let verdict = match ok {
+        Some(true) => "PASS",
+        Some(false) => "FAIL",
+        None => "N/A ",
+    };
+    println!("  {verdict}  {text}");
+}
+
+/// Server time under this, per page (issue 4).
+const PAGE_MS_TARGET: f64 = 100.0;
+/// HTML + JS + CSS per page under this many bytes (issue 4).
+const PAGE_BYTES_TARGET: f64 = 300_000.0;
+
+/// (d) Cairn's dashboard pages: a table, then the targets of issue 4.
+fn dashboard(cairn: &ServerResult, target: &dyn Fn(Option<bool>, String)) {
+    println!();
+    println!(
+        "(d) Cairn dashboard, {} runs / {}-point run (median and p95 of the server's answer time):",
+        fmt_num(cairn.runs as f64, 0),
+        fmt_num(cairn.history_points as f64, 0)
+    );
+    println!("  {:<48} {:>10} {:>10} {:>12}", "page", "median ms", "p95 ms", "HTML+JS+CSS");
+    for page in &cairn.dashboard {
+        match &page.error {
+            Some(e) => println!("  {:<48} FAILED: {e}", page.label),
+            None => {
+                let size = if page.html {
+                    format!("{:.0} KB", (page.body_bytes + page.asset_bytes) as f64 / 1e3)
+                } else {
+                    format!("({:.0} KB data)", page.body_bytes as f64 / 1e3)
+                };
+                println!("  {:<48} {:>10.1} {:>10.1} {:>12}", page.label, page.median_ms, page.p95_ms, size);
+            }
+        }
+    }
+    println!("  HTML+JS+CSS: the page and every script and stylesheet it links, uncompressed, each counted once.");
+    println!();
+    println!("Targets (issue 4):");
+    for page in &cairn.dashboard {
+        let ok = page.error.is_none().then_some(page.median_ms < PAGE_MS_TARGET);
+        target(ok, format!("(d) {}: median < {PAGE_MS_TARGET:.0} ms: {:.1} ms", page.label, page.median_ms));
+        if page.html {
+            let bytes = (page.body_bytes + page.asset_bytes) as f64;
+            let ok = page.error.is_none().then_some(bytes < PAGE_BYTES_TARGET);
+            target(ok, format!("(d) {}: HTML+JS+CSS < 300 KB: {:.0} KB", page.label, bytes / 1e3));
+        }
+    }
 }
