@@ -1,6 +1,7 @@
 //! `cairn`: the server and its admin commands.
 
 mod admin;
+mod client;
 mod config;
 mod serve;
 mod telemetry;
@@ -37,6 +38,9 @@ enum Command {
     /// Inspect the audit log
     #[command(subcommand)]
     Audit(admin::AuditCommand),
+    /// Push, pull and inspect versioned datasets (client: CAIRN_URL, CAIRN_TOKEN)
+    #[command(subcommand)]
+    Dataset(client::dataset::DatasetCommand),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +59,7 @@ fn main() -> ExitCode {
             Command::User(cmd) => admin::user(cmd).await,
             Command::Token(cmd) => admin::token(cmd).await,
             Command::Audit(cmd) => admin::audit(cmd).await,
+            Command::Dataset(cmd) => client::dataset::run(cmd).await,
         }
     });
     match result {

@@ -3,6 +3,7 @@
 //! `postgres` user), signals and restarts.
 
 mod admin;
+mod dataset;
 mod serve;
 
 use std::io::{BufRead, BufReader};

@@ -108,7 +108,7 @@ fn missing_postgres_binaries_say_how_to_fix_it() {
 fn help_lists_every_subcommand() {
     let output = std::process::Command::new(BIN).arg("--help").output().expect("run");
     let help = stdout(&output);
-    for sub in ["serve", "migrate", "user", "token", "audit"] {
+    for sub in ["serve", "migrate", "user", "token", "audit", "dataset"] {
         assert!(help.contains(sub), "{sub} missing from:\n{help}");
     }
 }
