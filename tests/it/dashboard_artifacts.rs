@@ -235,3 +235,18 @@ async fn a_run_whose_artifacts_are_outside_the_store_says_so() {
     assert_eq!(status, 404);
     assert!(file.contains("outside Cairn"));
 }
+
+#[tokio::test]
+async fn an_unreachable_store_costs_the_run_page_its_artifact_list_only() {
+    let storage = cairn_storage::Storage::s3(&cairn_tests::s3::unreachable_s3_config()).expect("storage");
+    let app = cairn_tests::spawn_app_with_storage(storage, |_| {}).await;
+    let experiment = new_experiment(&app, "offline").await;
+    let run = new_run(&app, experiment, "offline", 1_700_000_000_000, vec![]).await;
+    let (browser, _) = admin(&app).await;
+    let (status, page) = get(&browser, &app, &format!("/runs/{}", run.simple())).await;
+    assert_eq!(status, 200, "the run page still renders");
+    assert!(page.contains("The artifact store did not answer"));
+    let (status, browse) = get(&browser, &app, &format!("/runs/{}/artifacts", run.simple())).await;
+    assert_eq!(status, 500);
+    assert!(browse.contains("Something went wrong on the server"), "a readable error page");
+}

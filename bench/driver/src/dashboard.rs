@@ -189,18 +189,24 @@ async fn measure_page(session: &Session, label: &str, path: &str, reps: usize, h
     figure
 }
 
+/// What the dashboard phase measures.
+pub struct Plan<'a> {
+    pub base: &'a str,
+    pub name: &'a str,
+    /// The admin password, for the login form.
+    pub password: &'a str,
+    /// The search experiment's id.
+    pub experiment: &'a str,
+    /// The history run's id and its number of points.
+    pub history_run: Option<(&'a str, usize)>,
+    pub reps: usize,
+}
+
 /// The dashboard phase: every page's figures, or one figure carrying the error that
 /// stopped it before any page (login, the deep-page walk).
-pub async fn measure(
-    base: &str,
-    name: &str,
-    password: &str,
-    experiment: &str,
-    history_run: Option<(&str, usize)>,
-    reps: usize,
-) -> Vec<PageFigure> {
-    say(name, format!("(d) dashboard: {reps} x each page, after one untimed request"));
-    match pages(base, name, password, experiment, history_run, reps).await {
+pub async fn measure(plan: Plan<'_>) -> Vec<PageFigure> {
+    say(plan.name, format!("(d) dashboard: {} x each page, after one untimed request", plan.reps));
+    match pages(&plan).await {
         Ok(figures) => figures,
         Err(e) => {
             vec![PageFigure { label: "dashboard".into(), error: Some(format!("{e:#}")), ..PageFigure::default() }]
@@ -208,14 +214,8 @@ pub async fn measure(
     }
 }
 
-async fn pages(
-    base: &str,
-    name: &str,
-    password: &str,
-    experiment: &str,
-    history_run: Option<(&str, usize)>,
-    reps: usize,
-) -> Result<Vec<PageFigure>> {
+async fn pages(plan: &Plan<'_>) -> Result<Vec<PageFigure>> {
+    let Plan { base, name, password, experiment, history_run, reps } = *plan;
     let mut session = Session::new(base)?;
     session.log_in("admin", password).await?;
     let table = format!("/experiments/{experiment}");

@@ -310,8 +310,15 @@ async fn measure(args: MeasureArgs) -> Result<()> {
         (args.dashboard_password.as_deref().filter(|p| !p.is_empty()), result.search_experiment_id.clone())
     {
         let (url, run, points) = (result.url.clone(), result.history_run_id.clone(), result.history_points);
-        let run = run.as_deref().map(|r| (r, points));
-        let work = dashboard::measure(&url, &name, password, &exp, run, args.dashboard_reps);
+        let plan = dashboard::Plan {
+            base: &url,
+            name: &name,
+            password,
+            experiment: &exp,
+            history_run: run.as_deref().map(|r| (r, points)),
+            reps: args.dashboard_reps,
+        };
+        let work = dashboard::measure(plan);
         result.dashboard = meter.phase(&mut result, "dashboard", work).await;
     }
 

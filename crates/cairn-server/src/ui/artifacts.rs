@@ -102,15 +102,32 @@ struct ArtifactsPage {
 pub enum RunArtifactsSummary {
     Listing(Listing),
     Elsewhere(String),
+    /// The store did not answer; the rest of the run page still shows.
+    Unavailable,
 }
 
-/// The top level of a run's artifacts, for the run page.
-pub async fn summary(storage: &Storage, run_uuid: &Uuid, artifact_uri: &str) -> Result<RunArtifactsSummary, HtmlError> {
-    match tracking::artifact_root(artifact_uri) {
-        ArtifactRoot::Elsewhere(uri) => Ok(RunArtifactsSummary::Elsewhere(uri)),
-        ArtifactRoot::Stored(root) => {
-            let entries = list(storage, root).await?;
-            Ok(RunArtifactsSummary::Listing(listing(run_uuid, None, entries)))
+/// How long the run page waits for the store's listing.
+const SUMMARY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The top level of a run's artifacts, for the run page. A store that fails or does not
+/// answer in [`SUMMARY_TIMEOUT`] costs the page its artifact list, not the whole page.
+pub async fn summary(storage: &Storage, run_uuid: &Uuid, artifact_uri: &str) -> RunArtifactsSummary {
+    let root = match tracking::artifact_root(artifact_uri) {
+        ArtifactRoot::Elsewhere(uri) => return RunArtifactsSummary::Elsewhere(uri),
+        ArtifactRoot::Stored(root) => root,
+    };
+    match tokio::time::timeout(SUMMARY_TIMEOUT, storage.list(Some(&root))).await {
+        Ok(Ok(mut entries)) => {
+            entries.sort_by_key(|e| e.kind != EntryKind::Dir);
+            RunArtifactsSummary::Listing(listing(run_uuid, None, entries))
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, run = %run_uuid.simple(), "listing a run's artifacts failed");
+            RunArtifactsSummary::Unavailable
+        }
+        Err(_) => {
+            tracing::warn!(run = %run_uuid.simple(), "listing a run's artifacts timed out");
+            RunArtifactsSummary::Unavailable
         }
     }
 }

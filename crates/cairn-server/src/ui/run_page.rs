@@ -135,7 +135,7 @@ pub async fn render_run(
     let children = run_repo::load(&state.db.pool, &child_ids).await?;
 
     let run = &record.run;
-    let artifacts = artifacts::summary(&state.storage, &run.run_uuid, &run.artifact_uri).await?;
+    let artifacts = artifacts::summary(&state.storage, &run.run_uuid, &run.artifact_uri).await;
     let tag = |key: &str| record.tags.iter().find(|t| t.key == key).map(|t| t.value.clone());
     let mut facts = vec![
         Fact { label: "Run ID".into(), value: run.run_uuid.simple().to_string(), code: true },
