@@ -599,6 +599,11 @@ async fn downsampled_buckets_hold_each_buckets_first_last_min_and_max_point() {
     tx.commit().await.expect("commit");
 
     let series = tracking::metric_series(&app.db, id, "m", 400).await.expect("series");
+    let serial = tracking::metric_series_serial(&app.db, id, "m", 400).await.expect("series");
+    let key = |s: &tracking::Series| -> Vec<(i64, i64, u64)> {
+        s.points.iter().map(|p| (p.step, p.timestamp, p.value.to_bits())).collect()
+    };
+    assert_eq!(key(&series), key(&serial), "computed in parts or on one connection, the same buckets");
     assert!(series.downsampled);
     assert_eq!(series.total_points, points.len() as i64);
     let same = |a: f64, b: f64| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan());

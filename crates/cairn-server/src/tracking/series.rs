@@ -32,6 +32,16 @@ pub struct Series {
 /// into [`parts`] ranges of buckets, run at once on as many connections, so a long series
 /// uses the database's idle cores rather than one.
 pub async fn metric_series(db: &Db, id: Uuid, key: &str, max_points: usize) -> Result<Series> {
+    metric_series_in(db, id, key, max_points, parts()).await
+}
+
+/// [`metric_series`] on one connection: for callers that fetch several series at once and
+/// so already keep several connections busy (the compare view's overlaid charts).
+pub async fn metric_series_serial(db: &Db, id: Uuid, key: &str, max_points: usize) -> Result<Series> {
+    metric_series_in(db, id, key, max_points, 1).await
+}
+
+async fn metric_series_in(db: &Db, id: Uuid, key: &str, max_points: usize, parts: usize) -> Result<Series> {
     let run = require_run(db, id).await?;
     // A series that fits is read whole; one point more says it does not.
     let limit = i64::try_from(max_points).unwrap_or(i64::MAX - 1);
@@ -45,7 +55,7 @@ pub async fn metric_series(db: &Db, id: Uuid, key: &str, max_points: usize) -> R
         return Ok(Series { total_points: 0, downsampled: false, points: Vec::new() });
     };
     let count = i32::try_from((max_points / POINTS_PER_BUCKET).max(1)).unwrap_or(i32::MAX);
-    let plans = split(BucketPlan { lo, hi, count, first: 1, last: count }, parts());
+    let plans = split(BucketPlan { lo, hi, count, first: 1, last: count }, parts);
     let parts =
         futures::future::try_join_all(plans.into_iter().map(|plan| metrics::buckets(&db.pool, run.id, key, plan)))
             .await?;

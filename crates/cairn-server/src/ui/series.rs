@@ -99,7 +99,7 @@ pub async fn compare_series(
     let db = &state.db;
     let series: Vec<SeriesJson> = futures::stream::iter(ids)
         .map(|id| async move {
-            let series = tracking::metric_series(db, id, key, max_points).await?;
+            let series = tracking::metric_series_serial(db, id, key, max_points).await?;
             Ok::<_, tracking::TrackingError>(SeriesJson::new(id, key, series))
         })
         .buffered(CONCURRENT_SERIES)
