@@ -9,6 +9,7 @@ mod dashboard_artifacts;
 mod dashboard_browser;
 mod dashboard_pages;
 mod datasets;
+mod lineage;
 mod mlflow_tracking;
 mod native_api;
 mod ops;

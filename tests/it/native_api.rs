@@ -723,6 +723,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("put", "/api/v1/blobs/{sha256}"),
     ("post", "/api/v1/runs/{id}/datasets"),
     ("get", "/api/v1/runs/{id}/datasets"),
+    ("get", "/api/v1/lineage"),
+    ("get", "/api/v1/models/{name}/versions/{version}/provenance"),
     ("get", "/api/v1/openapi.json"),
 ];
 

@@ -273,22 +273,28 @@ pub async fn link_run(db: impl PgExecutor<'_>, run_id: i64, version_id: i64, con
     Ok(())
 }
 
-/// Links a run to the versions whose digest is one of `digests` (what the MLflow client
-/// logged as inputs); returns how many links were made.
+/// Links a run to the dataset versions whose manifest digest is one of the inputs' (what
+/// the MLflow client logged), each with its input's context, and returns the links made or
+/// updated. Equal digests mean equal content: where one dataset holds that content in
+/// several versions, the newest is linked. Give each digest once.
 pub async fn link_run_by_digests(
-    db: impl PgExecutor<'_>,
+    conn: &mut PgConnection,
     run_id: i64,
     digests: &[String],
-    context: &str,
-) -> Result<u64, DbError> {
-    let done = sqlx::query(
-        "INSERT INTO run_dataset_versions (run_id, version_id, context) \
-         SELECT $1, v.id, $3 FROM dataset_versions v WHERE v.digest = ANY($2) ON CONFLICT DO NOTHING",
+    contexts: &[String],
+) -> Result<Vec<UsedVersion>, DbError> {
+    Ok(sqlx::query_as(
+        "WITH linked AS (INSERT INTO run_dataset_versions (run_id, version_id, context) \
+           SELECT DISTINCT ON (i.digest, v.dataset_id) $1, v.id, i.context \
+           FROM UNNEST($2::text[], $3::text[]) AS i(digest, context) JOIN dataset_versions v ON v.digest = i.digest \
+           ORDER BY i.digest, v.dataset_id, v.version DESC \
+           ON CONFLICT (run_id, version_id) DO UPDATE SET context = EXCLUDED.context RETURNING version_id, context) \
+         SELECT d.name AS dataset, v.version, v.digest, l.context FROM linked l \
+         JOIN dataset_versions v ON v.id = l.version_id JOIN datasets d ON d.id = v.dataset_id ORDER BY d.name, v.version",
     )
     .bind(run_id)
     .bind(digests)
-    .bind(context)
-    .execute(db)
-    .await?;
-    Ok(done.rows_affected())
+    .bind(contexts)
+    .fetch_all(conn)
+    .await?)
 }

@@ -12,9 +12,11 @@ pub mod datasets;
 mod error;
 mod experiments;
 mod json;
+mod lineage;
 mod metrics;
 mod models;
 mod openapi;
+mod provenance;
 mod query;
 mod run_views;
 mod runs;
@@ -77,6 +79,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(models::versions))
         .routes(routes!(models::version, models::update_version))
         .routes(routes!(models::set_alias, models::delete_alias))
+        .routes(routes!(lineage::graph))
+        .routes(routes!(provenance::model_version))
 }
 
 /// The OpenAPI document of `/api/v1`, built from the same routes as [`router`].

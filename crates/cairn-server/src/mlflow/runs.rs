@@ -267,6 +267,7 @@ pub struct LogInputsBody {
 
 pub async fn log_inputs(
     State(state): State<AppState>,
+    actor: Actor,
     MlflowJson(body): MlflowJson<LogInputsBody>,
 ) -> Result<Response, MlflowError> {
     let id = run_of(body.run_id, body.run_uuid)?;
@@ -286,7 +287,7 @@ pub async fn log_inputs(
             })
         })
         .collect::<Result<Vec<_>, MlflowError>>()?;
-    tracking::log_inputs(&state.db, id, &inputs).await?;
+    tracking::log_inputs(&state.db, &actor, id, &inputs).await?;
     Ok(telemetry_ok())
 }
 

@@ -299,7 +299,10 @@ pub struct DatasetInput {
     pub tags: Vec<KeyValue>,
 }
 
-pub async fn log_inputs(db: &Db, id: Uuid, inputs: &[DatasetInput]) -> Result<()> {
+/// Records a run's dataset inputs. An input whose digest is a Cairn dataset version's
+/// manifest digest also links the run to that version (with the input's
+/// `mlflow.data.context` tag), in the same transaction, audited as `run.dataset.link`.
+pub async fn log_inputs(db: &Db, actor: &Actor, id: Uuid, inputs: &[DatasetInput]) -> Result<()> {
     let run = require_run(db, id).await?;
     require_active(&run)?;
     for input in inputs {
@@ -321,8 +324,32 @@ pub async fn log_inputs(db: &Db, id: Uuid, inputs: &[DatasetInput]) -> Result<()
         };
         repo::add_input(&mut tx, run.id, run.experiment_id, &new).await?;
     }
+    let (digests, contexts) = input_contexts(inputs);
+    let linked = cairn_db::datasets::link_run_by_digests(&mut tx, run.id, &digests, &contexts).await?;
+    if !linked.is_empty() {
+        let versions: Vec<_> = linked
+            .iter()
+            .map(|l| json!({"dataset": l.dataset, "version": l.version, "digest": l.digest, "context": l.context}))
+            .collect();
+        let details = json!({"via": "mlflow log-inputs", "versions": versions});
+        audit::append_in(&mut tx, actor.event("run.dataset.link", format!("run:{}", id.simple()), details)).await?;
+    }
     tx.commit().await?;
     Ok(())
+}
+
+/// Each input's digest once (the last input with it wins) with its `mlflow.data.context`.
+fn input_contexts(inputs: &[DatasetInput]) -> (Vec<String>, Vec<String>) {
+    let mut by_digest: Vec<(String, String)> = Vec::new();
+    for input in inputs {
+        let context = input.tags.iter().rev().find(|t| t.key == "mlflow.data.context").map(|t| t.value.clone());
+        let context = context.unwrap_or_default();
+        match by_digest.iter_mut().find(|(d, _)| *d == input.digest) {
+            Some(entry) => entry.1 = context,
+            None => by_digest.push((input.digest.clone(), context)),
+        }
+    }
+    by_digest.into_iter().unzip()
 }
 
 /// Links logged models to the run that produced them.

@@ -79,6 +79,31 @@ pub fn artifact_file(run_uuid: &uuid::Uuid, path: &str) -> String {
     format!("/runs/{}/files/{}", run_uuid.simple(), encoded_path(path))
 }
 
+/// A dataset's page; with a version, that version chosen on it.
+pub fn dataset(name: &str, version: Option<i32>) -> String {
+    let path = format!("/datasets/{}", encoded_path(name));
+    match version {
+        Some(v) => url(&path, &[("version", &v.to_string())]),
+        None => path,
+    }
+}
+
+/// A model version's page.
+pub fn model_version(name: &str, version: i64) -> String {
+    format!("/models/{}/versions/{version}", percent_encoding::utf8_percent_encode(name, SEGMENT))
+}
+
+/// The dashboard page of a lineage node; deployments have none yet.
+pub fn lineage_node(node: &cairn_core::lineage::NodeId) -> Option<String> {
+    use cairn_core::lineage::NodeId;
+    match node {
+        NodeId::Dataset { name, version } => Some(dataset(name, Some(*version))),
+        NodeId::Run(id) => Some(run(id)),
+        NodeId::Model { name, version } => Some(model_version(name, *version)),
+        NodeId::Deployment(_) => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,6 +112,19 @@ mod tests {
     fn empty_values_are_left_out_and_the_rest_encoded() {
         assert_eq!(url("/x", &[("a", ""), ("b", "c d"), ("e", "=&")]), "/x?b=c+d&e=%3D%26");
         assert_eq!(url("/x", &[("a", "")]), "/x");
+    }
+
+    #[test]
+    fn lineage_nodes_link_to_their_pages() {
+        use cairn_core::lineage::NodeId;
+        let node = |raw: &str| raw.parse::<NodeId>().map(|n| lineage_node(&n)).ok().flatten();
+        assert_eq!(node("dataset:imgs@3").as_deref(), Some("/datasets/imgs?version=3"));
+        assert_eq!(node("model:fraud v2?/4").as_deref(), Some("/models/fraud%20v2%3F/versions/4"));
+        assert_eq!(
+            node("run:0123456789abcdef0123456789abcdef").as_deref(),
+            Some("/runs/0123456789abcdef0123456789abcdef")
+        );
+        assert_eq!(node("deployment:prod"), None);
     }
 
     #[test]

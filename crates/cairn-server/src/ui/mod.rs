@@ -8,7 +8,7 @@ mod compare_plots;
 mod display;
 mod error;
 mod experiments;
-mod links;
+pub(crate) mod links;
 mod login;
 mod models;
 mod run_forms;
