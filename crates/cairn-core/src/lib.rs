@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod dataset;
+pub mod job;
 pub mod lineage;
 pub mod registry;
 pub mod search;

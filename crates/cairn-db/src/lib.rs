@@ -6,6 +6,7 @@ pub mod audit;
 pub mod datadir_lock;
 pub mod datasets;
 pub mod embedded;
+pub mod jobs;
 pub mod lineage;
 pub mod pool;
 pub mod provenance;

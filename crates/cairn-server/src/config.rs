@@ -39,6 +39,9 @@ pub struct ServerConfig {
     pub jwt_secret: Option<Secret>,
     /// How long a dashboard login lasts.
     pub session_ttl: Duration,
+    /// Where the local executor runs jobs (a working directory and log per job); no local
+    /// executor runs without it.
+    pub jobs_dir: Option<std::path::PathBuf>,
 }
 
 impl ServerConfig {
@@ -50,6 +53,7 @@ impl ServerConfig {
             request_timeout: Duration::from_secs(60),
             jwt_secret: None,
             session_ttl: Duration::from_secs(12 * 3600),
+            jobs_dir: None,
         }
     }
 

@@ -8,6 +8,7 @@ pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod config;
+pub mod jobs;
 pub mod datasets;
 pub mod lineage;
 pub mod mlflow;

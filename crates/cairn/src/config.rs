@@ -294,6 +294,9 @@ pub fn resolve_serve(args: &ServeArgs) -> Result<ResolvedServe, ConfigError> {
         cairn_core::Password::parse(p.expose())
             .map_err(|e| ConfigError(format!("invalid CAIRN_ADMIN_PASSWORD: {e}")))?;
     }
+    if executor == ExecutorKind::Local {
+        server.jobs_dir = Some(data.data_dir.join("jobs"));
+    }
     Ok(ResolvedServe { data, server, storage_url, executor, log_format, admin_password })
 }
 

@@ -11,6 +11,7 @@ mod audit_log;
 pub mod datasets;
 mod error;
 mod experiments;
+mod jobs;
 mod json;
 mod lineage;
 mod metrics;
@@ -65,6 +66,11 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(runs::log))
         .routes(routes!(runs::set_environment))
         .routes(routes!(metrics::history))
+        .routes(routes!(jobs::submit, jobs::list))
+        .routes(routes!(jobs::get))
+        .routes(routes!(jobs::cancel))
+        .routes(routes!(jobs::retry))
+        .routes(routes!(jobs::logs))
         .routes(routes!(datasets::list))
         .routes(routes!(datasets::get))
         .routes(routes!(datasets::create_version))

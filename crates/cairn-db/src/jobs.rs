@@ -1,0 +1,199 @@
+//! The job queue and state machine. Every transition is one conditional `UPDATE` (it only
+//! applies from the states that allow it) plus a `job_events` row, in one statement, so
+//! concurrent workers, cancels and restarts never disagree about a job's state.
+
+use cairn_core::job::{JobSpec, JobState};
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use sqlx::{FromRow, PgExecutor};
+use uuid::Uuid;
+
+use crate::DbError;
+
+#[derive(Debug, Clone, FromRow)]
+pub struct JobRow {
+    pub id: Uuid,
+    pub state: String,
+    pub spec: Json<JobSpec>,
+    pub experiment_id: i64,
+    pub run_uuid: Uuid,
+    pub run_id: i64,
+    pub priority: i32,
+    pub gpus: i32,
+    pub origin_job_id: Option<Uuid>,
+    pub reason: String,
+    pub exit_code: Option<i32>,
+    pub worker: Option<String>,
+    pub pid: Option<i32>,
+    pub token_id: Option<Uuid>,
+    pub cancel_requested: bool,
+    pub created_by: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub scheduled_at: Option<DateTime<Utc>>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl JobRow {
+    pub fn state(&self) -> JobState {
+        JobState::parse(&self.state).unwrap_or(JobState::Failed)
+    }
+}
+
+const SELECT: &str = "SELECT j.id, j.state, j.spec, j.experiment_id, r.run_uuid, j.run_id, j.priority, j.gpus, \
+    j.origin_job_id, j.reason, j.exit_code, j.worker, j.pid, j.token_id, j.cancel_requested, u.username AS created_by, \
+    j.created_at, j.scheduled_at, j.started_at, j.finished_at \
+    FROM jobs j JOIN runs r ON r.id = j.run_id LEFT JOIN users u ON u.id = j.created_by";
+
+#[derive(Debug, Clone, FromRow)]
+pub struct EventRow {
+    pub at: DateTime<Utc>,
+    pub from_state: Option<String>,
+    pub to_state: String,
+    pub reason: String,
+}
+
+pub struct NewJob<'a> {
+    pub id: Uuid,
+    pub spec: &'a JobSpec,
+    pub experiment_id: i64,
+    pub run_id: i64,
+    pub priority: i32,
+    pub origin_job_id: Option<Uuid>,
+    pub created_by: Option<i64>,
+}
+
+pub async fn insert(db: impl PgExecutor<'_>, job: &NewJob<'_>) -> Result<(), DbError> {
+    sqlx::query(
+        "WITH job AS (INSERT INTO jobs (id, spec, experiment_id, run_id, priority, gpus, origin_job_id, created_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id) \
+         INSERT INTO job_events (job_id, to_state, reason) SELECT id, 'queued', 'submitted' FROM job",
+    )
+    .bind(job.id)
+    .bind(Json(job.spec))
+    .bind(job.experiment_id)
+    .bind(job.run_id)
+    .bind(job.priority)
+    .bind(i32::try_from(job.spec.gpus).unwrap_or(i32::MAX))
+    .bind(job.origin_job_id)
+    .bind(job.created_by)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<JobRow>, DbError> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} WHERE j.id = $1"))).bind(id).fetch_optional(db).await?)
+}
+
+/// Newest first, optionally in one state, before `before` (keyset).
+pub async fn list(
+    db: impl PgExecutor<'_>,
+    state: Option<JobState>,
+    before: Option<DateTime<Utc>>,
+    limit: i64,
+) -> Result<Vec<JobRow>, DbError> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{SELECT} WHERE ($1::text IS NULL OR j.state = $1) AND ($2::timestamptz IS NULL OR j.created_at < $2) \
+         ORDER BY j.created_at DESC LIMIT $3"
+    )))
+    .bind(state.map(JobState::as_str))
+    .bind(before)
+    .bind(limit)
+    .fetch_all(db)
+    .await?)
+}
+
+pub async fn events(db: impl PgExecutor<'_>, id: Uuid) -> Result<Vec<EventRow>, DbError> {
+    Ok(sqlx::query_as("SELECT at, from_state, to_state, reason FROM job_events WHERE job_id = $1 ORDER BY id")
+        .bind(id)
+        .fetch_all(db)
+        .await?)
+}
+
+/// Moves the job to `to` if it is in one of the states that may become `to`; records the
+/// event. Returns whether it moved. `exit_code` and `reason` are recorded with it.
+pub async fn transition(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    to: JobState,
+    reason: &str,
+    exit_code: Option<i32>,
+) -> Result<bool, DbError> {
+    let from: Vec<&str> = JobState::ALL.into_iter().filter(|s| s.may_become(to)).map(JobState::as_str).collect();
+    let moved: Option<(String,)> = sqlx::query_as(
+        "WITH old AS (SELECT state FROM jobs WHERE id = $1 FOR UPDATE), \
+         moved AS (UPDATE jobs j SET state = $2, reason = $3, exit_code = COALESCE($4, j.exit_code), \
+           scheduled_at = CASE WHEN $2 = 'scheduled' THEN now() ELSE j.scheduled_at END, \
+           started_at = CASE WHEN $2 = 'running' THEN now() ELSE j.started_at END, \
+           finished_at = CASE WHEN $2 IN ('succeeded', 'failed', 'cancelled') THEN now() ELSE j.finished_at END \
+           FROM old WHERE j.id = $1 AND old.state = ANY($5) RETURNING old.state), \
+         event AS (INSERT INTO job_events (job_id, from_state, to_state, reason) SELECT $1, state, $2, $3 FROM moved) \
+         SELECT state FROM moved",
+    )
+    .bind(id)
+    .bind(to.as_str())
+    .bind(reason)
+    .bind(exit_code)
+    .bind(&from)
+    .fetch_optional(db)
+    .await?;
+    Ok(moved.is_some())
+}
+
+/// Claims the most urgent queued job that needs at most `free_gpus`, for `worker`: it
+/// becomes `scheduled`. Concurrent claimers skip each other's rows.
+pub async fn claim_next(db: impl PgExecutor<'_>, worker: &str, free_gpus: i32) -> Result<Option<Uuid>, DbError> {
+    Ok(sqlx::query_scalar(
+        "WITH next AS (SELECT id FROM jobs WHERE state = 'queued' AND gpus <= $2 \
+           ORDER BY priority DESC, created_at LIMIT 1 FOR UPDATE SKIP LOCKED), \
+         claimed AS (UPDATE jobs j SET state = 'scheduled', worker = $1, scheduled_at = now() FROM next \
+           WHERE j.id = next.id RETURNING j.id), \
+         event AS (INSERT INTO job_events (job_id, from_state, to_state, reason) \
+           SELECT id, 'queued', 'scheduled', 'claimed by ' || $1 FROM claimed) \
+         SELECT id FROM claimed",
+    )
+    .bind(worker)
+    .bind(free_gpus)
+    .fetch_optional(db)
+    .await?)
+}
+
+pub async fn set_process(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    pid: Option<i32>,
+    token_id: Option<Uuid>,
+) -> Result<(), DbError> {
+    sqlx::query("UPDATE jobs SET pid = COALESCE($2, pid), token_id = COALESCE($3, token_id) WHERE id = $1")
+        .bind(id)
+        .bind(pid)
+        .bind(token_id)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Marks a cancel request; the worker that runs the job stops it.
+pub async fn request_cancel(db: impl PgExecutor<'_>, id: Uuid) -> Result<(), DbError> {
+    sqlx::query("UPDATE jobs SET cancel_requested = true WHERE id = $1").bind(id).execute(db).await?;
+    Ok(())
+}
+
+pub async fn cancel_requested(db: impl PgExecutor<'_>, id: Uuid) -> Result<bool, DbError> {
+    Ok(sqlx::query_scalar("SELECT cancel_requested FROM jobs WHERE id = $1")
+        .bind(id)
+        .fetch_optional(db)
+        .await?
+        .unwrap_or(false))
+}
+
+/// Jobs a worker had scheduled or running, e.g. when it restarts.
+pub async fn held_by(db: impl PgExecutor<'_>, worker: &str) -> Result<Vec<JobRow>, DbError> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{SELECT} WHERE j.state IN ('scheduled', 'running') AND j.worker = $1"
+    )))
+    .bind(worker)
+    .fetch_all(db)
+    .await?)
+}

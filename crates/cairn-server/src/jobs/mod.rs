@@ -1,0 +1,157 @@
+//! Training jobs: submit (the job's run is created first, its dataset inputs pinned to exact
+//! versions and the resolved spec recorded, so the record alone reproduces the job),
+//! cancel, retry, and the local executor that runs queued jobs as child processes.
+
+pub mod local;
+mod logs;
+
+use cairn_core::dataset::DatasetRef;
+use cairn_core::job::{JobSpec, JobState};
+use cairn_db::jobs::{self as repo, JobRow, NewJob};
+use cairn_db::tracking::KeyValue;
+use cairn_db::{Db, audit};
+use serde_json::json;
+use uuid::Uuid;
+
+pub use logs::{LogSource, log_source};
+
+use crate::audit::Actor;
+use crate::datasets;
+use crate::state::AppState;
+use crate::tracking::{self, NewRunRequest, RunExtras, TrackingError};
+
+/// Tag on a job's run naming the job.
+pub const JOB_TAG: &str = "cairn.job_id";
+/// Tag on a retried or retrained job's run naming the run it repeats.
+pub const ORIGIN_RUN_TAG: &str = "cairn.origin_run_id";
+
+pub type Result<T, E = crate::datasets::DatasetError> = std::result::Result<T, E>;
+
+fn invalid(message: impl Into<String>) -> crate::datasets::DatasetError {
+    TrackingError::Invalid(message.into()).into()
+}
+
+pub struct Submission {
+    pub experiment_id: i64,
+    pub spec: JobSpec,
+    pub priority: i32,
+    /// The job this one repeats (retry, retrain).
+    pub origin: Option<Uuid>,
+}
+
+/// Creates the job's run (params logged, source recorded, dataset versions linked) and
+/// queues the job.
+pub async fn submit(state: &AppState, actor: &Actor, mut submission: Submission) -> Result<JobRow> {
+    submission.spec.validate()?;
+    if let Some(gpus) = local::gpu_count()
+        && submission.spec.gpus > gpus
+    {
+        return Err(invalid(format!(
+            "the job asks for {} GPUs but this host has {gpus}; no job could ever run it",
+            submission.spec.gpus
+        )));
+    }
+    // Pin every dataset input to the exact version it resolves to now.
+    let mut versions = Vec::new();
+    for input in &submission.spec.datasets {
+        let reference = input.parse::<DatasetRef>().map_err(|e| invalid(e.0))?;
+        let (dataset, version) = datasets::get_version(&state.db, &reference).await?;
+        versions.push(DatasetRef { name: dataset.name, version: Some(version.version) });
+    }
+    submission.spec.datasets = versions.iter().map(ToString::to_string).collect();
+
+    let id = Uuid::new_v4();
+    let mut tags = vec![KeyValue { key: JOB_TAG.into(), value: id.simple().to_string() }];
+    if let Some(source) = &submission.spec.source {
+        tags.push(KeyValue { key: "mlflow.source.git.repoURL".into(), value: source.repository.clone() });
+        tags.push(KeyValue { key: "mlflow.source.git.commit".into(), value: source.commit.clone() });
+    }
+    tags.push(KeyValue { key: "mlflow.source.name".into(), value: submission.spec.command.join(" ") });
+    if let Some(origin) = submission.origin
+        && let Some(job) = repo::get(&state.db.pool, origin).await?
+    {
+        tags.push(KeyValue { key: ORIGIN_RUN_TAG.into(), value: job.run_uuid.simple().to_string() });
+    }
+    let run_name = format!("job-{}", &id.simple().to_string()[..8]);
+    let request = NewRunRequest {
+        experiment_id: submission.experiment_id,
+        user_id: None,
+        run_name: Some(&run_name),
+        start_time: None,
+        tags,
+    };
+    let params = submission.spec.params.iter().map(|(k, v)| KeyValue { key: k.clone(), value: v.clone() }).collect();
+    let run =
+        tracking::create_run_with(&state.db, actor, request, RunExtras { params, ..RunExtras::default() }).await?;
+    let scheduled = tracking::RunChange { status: Some("SCHEDULED"), end_time: None, run_name: None };
+    tracking::update_run(&state.db, run.run.run_uuid, scheduled).await?;
+    for reference in &versions {
+        datasets::link_run(&state.db, actor, run.run.run_uuid, reference, "training").await?;
+    }
+
+    let mut tx = state.db.pool.begin().await.map_err(TrackingError::from)?;
+    let new = NewJob {
+        id,
+        spec: &submission.spec,
+        experiment_id: submission.experiment_id,
+        run_id: run.run.id,
+        priority: submission.priority,
+        origin_job_id: submission.origin,
+        created_by: actor.user_id,
+    };
+    repo::insert(&mut *tx, &new).await?;
+    let details = json!({"run_id": run.run.run_uuid.simple().to_string(), "gpus": submission.spec.gpus, "origin": submission.origin});
+    audit::append_in(&mut tx, actor.event("job.submit", format!("job:{id}"), details)).await?;
+    tx.commit().await.map_err(TrackingError::from)?;
+    local::wake();
+    get(&state.db, id).await
+}
+
+pub async fn get(db: &Db, id: Uuid) -> Result<JobRow> {
+    Ok(repo::get(&db.pool, id).await?.ok_or_else(|| TrackingError::NotFound(format!("no job with id {id}")))?)
+}
+
+/// Cancels a job: a queued one at once, a scheduled or running one by its executor, which
+/// stops its process.
+pub async fn cancel(db: &Db, actor: &Actor, id: Uuid) -> Result<JobRow> {
+    let job = get(db, id).await?;
+    if job.state().is_final() {
+        return Err(invalid(format!("job {id} has already ended ({})", job.state)));
+    }
+    let mut tx = db.pool.begin().await.map_err(TrackingError::from)?;
+    repo::request_cancel(&mut *tx, id).await?;
+    let ended_now = job.state() == JobState::Queued
+        && repo::transition(&mut *tx, id, JobState::Cancelled, &format!("cancelled by {}", actor.name), None).await?;
+    audit::append_in(&mut tx, actor.event("job.cancel", format!("job:{id}"), json!({"state": job.state}))).await?;
+    tx.commit().await.map_err(TrackingError::from)?;
+    if ended_now {
+        finish_run(db, &job, JobState::Cancelled).await;
+    }
+    get(db, id).await
+}
+
+/// Submits the same resolved spec again, as a new job with a new run.
+pub async fn retry(state: &AppState, actor: &Actor, id: Uuid) -> Result<JobRow> {
+    let job = get(&state.db, id).await?;
+    let submission = Submission {
+        experiment_id: job.experiment_id,
+        spec: job.spec.0.clone(),
+        priority: job.priority,
+        origin: Some(id),
+    };
+    submit(state, actor, submission).await
+}
+
+/// Sets the run's status and end time to match how its job ended.
+async fn finish_run(db: &Db, job: &JobRow, state: JobState) {
+    let status = match state {
+        JobState::Succeeded => "FINISHED",
+        JobState::Cancelled => "KILLED",
+        _ => "FAILED",
+    };
+    let change =
+        tracking::RunChange { status: Some(status), end_time: Some(cairn_db::tracking::now_millis()), run_name: None };
+    if let Err(e) = tracking::update_run(db, job.run_uuid, change).await {
+        tracing::warn!(job = %job.id, error = %e, "could not record the end of the job's run");
+    }
+}
