@@ -7,17 +7,17 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-struct Api<'a> {
+pub struct Api<'a> {
     app: &'a TestApp,
-    token: String,
+    pub token: String,
 }
 
 impl<'a> Api<'a> {
-    async fn admin(app: &'a TestApp) -> Self {
+    pub async fn admin(app: &'a TestApp) -> Self {
         Api { token: app.admin_token().await, app }
     }
 
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
         let mut request = self.app.client.request(method, self.app.at(path)).bearer_auth(&self.token);
         if let Some(body) = body {
             request = request.json(&body);
@@ -28,40 +28,45 @@ impl<'a> Api<'a> {
         (status, if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).expect("JSON") })
     }
 
-    async fn ok(&self, method: Method, path: &str, body: Option<Value>) -> Value {
+    pub async fn ok(&self, method: Method, path: &str, body: Option<Value>) -> Value {
         let (status, value) = self.call(method.clone(), path, body).await;
         assert!((200..300).contains(&status), "{method} {path}: {status} {value}");
         value
     }
 
-    async fn mlflow(&self, path: &str, body: Value) -> Value {
+    pub async fn mlflow(&self, path: &str, body: Value) -> Value {
         self.ok(Method::POST, &format!("/api/2.0/mlflow/{path}"), Some(body)).await
     }
 
     /// Pushes a one-file dataset version; its manifest digest.
-    async fn push(&self, name: &str, content: &[u8]) -> String {
+    pub async fn push(&self, name: &str, content: &[u8]) -> String {
+        self.push_with_message(name, content, "").await
+    }
+
+    pub async fn push_with_message(&self, name: &str, content: &[u8], message: &str) -> String {
         let sha = hex::encode(Sha256::digest(content));
         let upload = self.app.client.put(self.app.at(&format!("/api/v1/blobs/{sha}"))).bearer_auth(&self.token);
         let status = upload.body(content.to_vec()).send().await.expect("upload").status();
         assert_eq!(status, 200);
-        let manifest = json!({"files": [{"path": "data.csv", "size": content.len(), "sha256": sha}]});
+        let file = json!({"path": "data.csv", "size": content.len(), "sha256": sha});
+        let manifest = json!({"files": [file], "message": message});
         let version = self.ok(Method::POST, &format!("/api/v1/datasets/{name}/versions"), Some(manifest)).await;
         version["digest"].as_str().expect("digest").to_owned()
     }
 
-    async fn run(&self, experiment_id: &str, name: &str) -> String {
+    pub async fn run(&self, experiment_id: &str, name: &str) -> String {
         let body = json!({"experiment_id": experiment_id, "run_name": name, "start_time": 1_700_000_000_000_i64});
         let run = self.mlflow("runs/create", body).await;
         run["run"]["info"]["run_id"].as_str().expect("run_id").to_owned()
     }
 
-    async fn register(&self, model: &str, run: &str) -> i64 {
+    pub async fn register(&self, model: &str, run: &str) -> i64 {
         let body = json!({"name": model, "source": format!("runs:/{run}/model"), "run_id": run});
         let created = self.mlflow("model-versions/create", body).await;
         created["model_version"]["version"].as_str().and_then(|v| v.parse().ok()).expect("version")
     }
 
-    async fn lineage(&self, node: &str) -> (u16, Value) {
+    pub async fn lineage(&self, node: &str) -> (u16, Value) {
         let query = url::form_urlencoded::Serializer::new(String::new()).append_pair("node", node).finish();
         self.call(Method::GET, &format!("/api/v1/lineage?{query}"), None).await
     }
@@ -101,13 +106,13 @@ fn edge(from: &str, to: &str, kind: &str, context: &str) -> (String, String, Str
 
 /// Two datasets, two runs (one trains the model from `train@1` and `eval@1`, one only reads
 /// `train@1`), two versions of `fraud` registered from the first run.
-struct World {
-    train_digest: String,
-    trainer: String,
-    explorer: String,
+pub struct World {
+    pub train_digest: String,
+    pub trainer: String,
+    pub explorer: String,
 }
 
-async fn world(api: &Api<'_>) -> World {
+pub async fn world(api: &Api<'_>) -> World {
     let train_digest = api.push("train", b"x,y\n1,2\n").await;
     let eval_digest = api.push("eval", b"x,y\n3,4\n").await;
     let exp = api.mlflow("experiments/create", json!({"name": "lineage"})).await;

@@ -298,3 +298,12 @@ pub async fn link_run_by_digests(
     .fetch_all(conn)
     .await?)
 }
+
+/// The first `limit` files of a version, by path (what a page shows of a large version).
+pub async fn first_files(db: impl PgExecutor<'_>, version_id: i64, limit: i64) -> Result<Vec<FileRow>, DbError> {
+    Ok(sqlx::query_as("SELECT path, size, sha256 FROM dataset_files WHERE version_id = $1 ORDER BY path LIMIT $2")
+        .bind(version_id)
+        .bind(limit)
+        .fetch_all(db)
+        .await?)
+}

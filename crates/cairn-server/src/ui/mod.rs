@@ -5,12 +5,14 @@ mod artifact_preview;
 mod artifacts;
 mod compare;
 mod compare_plots;
+mod datasets;
 mod display;
 mod error;
 mod experiments;
 pub(crate) mod links;
 mod login;
 mod models;
+mod provenance;
 mod run_forms;
 mod run_page;
 mod runs_table;
@@ -55,6 +57,10 @@ pub fn router() -> Router<AppState> {
         .route("/models/{name}/aliases", post(models::set_alias))
         .route("/models/{name}/aliases/delete", post(models::delete_alias))
         .route("/models/{name}/versions/{version}", get(models::version_page))
+        .route("/models/{name}/versions/{version}/provenance", get(provenance::page))
+        .route("/datasets", get(datasets::list))
+        .route("/datasets/{name}", get(datasets::page))
+        .route("/datasets/{name}/diff", get(datasets::diff))
         .route("/login", get(login::form).post(login::submit))
         .route("/logout", post(login::logout))
         .route("/settings/tokens", get(tokens::page).post(tokens::create))
