@@ -331,6 +331,9 @@ async fn searches_filter_order_and_page() {
     let query = format!("filter={filter}&order_by={}", urlencode("name DESC"));
     let names = all_pages(&api, "registered-models/search", "registered_models", &query).await;
     assert_eq!(names, ["prompt-x", "gamma", "alpha", "Alpine"]);
+    let filter = urlencode("name IN ('alpha', 'gamma', 'nope') AND name NOT IN ('gamma')");
+    let names = all_pages(&api, "registered-models/search", "registered_models", &format!("filter={filter}")).await;
+    assert_eq!(names, ["alpha"], "lists of names, as MLflow 3.17 takes them");
 
     let bad = api.get(&format!("registered-models/search?filter={}", urlencode("metrics.x > 1"))).await;
     assert_error(bad, 400, "INVALID_PARAMETER_VALUE");
@@ -359,7 +362,15 @@ async fn searches_filter_order_and_page() {
     assert_eq!(versions, ["alpha/2"]);
     let versions = all_pages(&api, "model-versions/search", "model_versions", "").await;
     assert_eq!(versions.len(), 3, "no filter: every version ({versions:?})");
-    let bad = api.get(&format!("model-versions/search?filter={}", urlencode("name IN ('a')"))).await;
+    // MLflow 3.17 takes lists for the name as for the run id.
+    let versions = all_pages(&api, "model-versions/search", "model_versions", &search("name IN ('beta', 'x')")).await;
+    assert_eq!(versions, ["beta/1"]);
+    let versions = all_pages(&api, "model-versions/search", "model_versions", &search("name NOT IN ('alpha')")).await;
+    assert_eq!(versions, ["beta/1"]);
+    let other_runs = search("run_id NOT IN ('0123456789abcdef0123456789abcdef')");
+    let versions = all_pages(&api, "model-versions/search", "model_versions", &other_runs).await;
+    assert_eq!(versions, ["alpha/1"], "versions without a run match no run id, as in SQL");
+    let bad = api.get(&format!("model-versions/search?filter={}", urlencode("source_path IN ('a')"))).await;
     assert_error(bad, 400, "INVALID_PARAMETER_VALUE");
     assert_error(api.get("model-versions/search?max_results=0").await, 400, "INVALID_PARAMETER_VALUE");
 }

@@ -18,8 +18,13 @@ pub struct RegisteredModelFilter(pub Vec<RegisteredModelClause>);
 /// (and `= 'false'`), unlike every other tag clause, which needs the tag to exist.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RegisteredModelClause {
-    Name { op: StrOp, value: String },
-    Tag { key: String, op: StrOp, value: String },
+    /// The name: a comparison, or `IN`/`NOT IN` a list (MLflow 3.17 accepts both).
+    Name(StrCond),
+    Tag {
+        key: String,
+        op: StrOp,
+        value: String,
+    },
 }
 
 /// What a registered-model order_by clause sorts on.
@@ -38,17 +43,14 @@ pub struct ModelVersionFilter(pub Vec<ModelVersionClause>);
 /// [`RegisteredModelClause`] applies to version tags.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ModelVersionClause {
-    /// The registered model's name.
-    Name {
-        op: StrOp,
-        value: String,
-    },
+    /// The registered model's name: a comparison, or `IN`/`NOT IN` a list.
+    Name(StrCond),
     /// The version's `source` (MLflow calls the search key `source_path`).
     SourcePath {
         op: StrOp,
         value: String,
     },
-    /// The source run; never [`StrCond::NotIn`] (MLflow does not accept it here).
+    /// The source run: a comparison, or `IN`/`NOT IN` a list.
     RunId(StrCond),
     /// The version number.
     VersionNumber {
@@ -85,8 +87,20 @@ fn invalid_attribute_comparator(op: &str) -> FilterError {
     FilterError::new(format!("Invalid comparator for attribute: {op}"))
 }
 
-fn only_run_id_lists() -> FilterError {
-    FilterError::new("Only the 'run_id' attribute supports comparison with a list of quoted string values.")
+/// MLflow's refusal of a list for a key that takes none (`keys` as Python prints a sorted list).
+fn no_lists_for(keys: &str) -> FilterError {
+    FilterError::new(format!("Only {keys} attributes support comparison with a list of quoted string values."))
+}
+
+const VERSION_LIST_KEYS: &str = "['name', 'run_id']";
+
+/// The comparators of string attributes that take lists.
+fn list_attribute_op(op: &str) -> Result<(), FilterError> {
+    if matches!(op, "=" | "!=" | "LIKE" | "ILIKE" | "IN" | "NOT IN") {
+        Ok(())
+    } else {
+        Err(invalid_attribute_comparator(op))
+    }
 }
 
 /// Parses a `registered-models/search` filter such as
@@ -107,17 +121,17 @@ fn model_clause(cmp: &Comparison<'_>) -> Result<RegisteredModelClause, FilterErr
         }
         AttrOrTag::Attribute => {
             let value = match &cmp.value {
-                Value::List { .. } => return Err(only_run_id_lists()),
+                Value::List { items, .. } => StrValue::Many(items.clone()?),
                 Value::Number { raw } => {
                     return Err(FilterError::new(format!(
                         "Expected a quoted string value or a list of quoted string values for \
                          attributes. Got value {raw}"
                     )));
                 }
-                other => quoted_string(other)?,
+                other => StrValue::One(quoted_string(other)?),
             };
-            let op = str_op(op).ok_or_else(|| invalid_attribute_comparator(op))?;
-            Ok(RegisteredModelClause::Name { op, value })
+            list_attribute_op(op)?;
+            Ok(RegisteredModelClause::Name(str_cond(op, value, cmp.value.raw())?))
         }
     }
 }
@@ -155,7 +169,7 @@ fn version_clause(cmp: &Comparison<'_>) -> Result<ModelVersionClause, FilterErro
     }
     if key == "version_number" {
         let value = match &cmp.value {
-            Value::List { .. } => return Err(only_run_id_lists()),
+            Value::List { .. } => return Err(no_lists_for(VERSION_LIST_KEYS)),
             // MLflow passes a quoted number through to SQL, which compares it as a number.
             Value::Quoted { quote: '\'' | '"', content, raw } => integer_literal(content.trim()).ok_or_else(|| {
                 FilterError::new(format!("Expected numeric value type for numeric attribute: {key}. Found {raw}"))
@@ -166,8 +180,8 @@ fn version_clause(cmp: &Comparison<'_>) -> Result<ModelVersionClause, FilterErro
         return Ok(ModelVersionClause::VersionNumber { op, value });
     }
     let value = match &cmp.value {
-        Value::List { items, .. } if key == "run_id" => StrValue::Many(items.clone()?),
-        Value::List { .. } => return Err(only_run_id_lists()),
+        Value::List { items, .. } if key == "run_id" || key == "name" => StrValue::Many(items.clone()?),
+        Value::List { .. } => return Err(no_lists_for(VERSION_LIST_KEYS)),
         Value::Number { .. } => {
             return Err(FilterError::new(format!(
                 "Only the '{}' attributes support comparison with numeric values.",
@@ -182,18 +196,16 @@ fn version_clause(cmp: &Comparison<'_>) -> Result<ModelVersionClause, FilterErro
     };
     Ok(match key.as_str() {
         "run_id" => {
-            if !matches!(op, "=" | "!=" | "LIKE" | "ILIKE" | "IN") {
-                return Err(invalid_attribute_comparator(op));
-            }
+            list_attribute_op(op)?;
             ModelVersionClause::RunId(str_cond(op, value, cmp.value.raw())?)
         }
-        "source_path" => {
-            let (op, value) = one(value)?;
-            ModelVersionClause::SourcePath { op, value }
+        "name" => {
+            list_attribute_op(op)?;
+            ModelVersionClause::Name(str_cond(op, value, cmp.value.raw())?)
         }
         _ => {
             let (op, value) = one(value)?;
-            ModelVersionClause::Name { op, value }
+            ModelVersionClause::SourcePath { op, value }
         }
     })
 }
@@ -248,7 +260,10 @@ mod tests {
     fn client_prompt_filter_appended_to_a_user_filter() {
         assert_eq!(
             model("name LIKE 'fraud%' AND tag.`mlflow.prompt.is_prompt` != 'true'"),
-            vec![RegisteredModelClause::Name { op: StrOp::Like, value: "fraud%".into() }, prompt_tag()]
+            vec![
+                RegisteredModelClause::Name(StrCond::Compare { op: StrOp::Like, value: "fraud%".into() }),
+                prompt_tag()
+            ]
         );
     }
 
@@ -258,7 +273,7 @@ mod tests {
             assert_eq!(
                 model(&format!("name {text} 'm' and tags.k {text} 'v'")),
                 vec![
-                    RegisteredModelClause::Name { op, value: "m".into() },
+                    RegisteredModelClause::Name(StrCond::Compare { op, value: "m".into() }),
                     RegisteredModelClause::Tag { key: "k".into(), op, value: "v".into() },
                 ]
             );
@@ -270,10 +285,6 @@ mod tests {
         assert_eq!(model_err("run_id = 'a'"), "Invalid attribute key 'run_id' specified. Valid keys are '{'name'}'");
         assert_eq!(model_err("name > 'a'"), "Invalid comparator for attribute: >");
         assert_eq!(model_err("tags.k < 'a'"), "Invalid comparator for tag: <");
-        assert_eq!(
-            model_err("name IN ('a')"),
-            "Only the 'run_id' attribute supports comparison with a list of quoted string values."
-        );
         assert_eq!(
             model_err("name = 3"),
             "Expected a quoted string value or a list of quoted string values for attributes. \
@@ -309,13 +320,35 @@ mod tests {
                  source_path LIKE 'models:/%' AND tags.stage ILIKE 'prod'"
             ),
             vec![
-                ModelVersionClause::Name { op: StrOp::Eq, value: "fraud".into() },
+                ModelVersionClause::Name(StrCond::Compare { op: StrOp::Eq, value: "fraud".into() }),
                 ModelVersionClause::RunId(StrCond::In(vec!["a1".into(), "b2".into()])),
                 ModelVersionClause::VersionNumber { op: NumOp::Gt, value: 3 },
                 ModelVersionClause::SourcePath { op: StrOp::Like, value: "models:/%".into() },
                 ModelVersionClause::Tag { key: "stage".into(), op: StrOp::ILike, value: "prod".into() },
             ]
         );
+    }
+
+    #[test]
+    fn names_and_run_ids_take_in_and_not_in_lists() {
+        let list = |items: &[&str]| items.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            version("name IN ('a', 'b') AND run_id NOT IN ('r1')"),
+            vec![
+                ModelVersionClause::Name(StrCond::In(list(&["a", "b"]))),
+                ModelVersionClause::RunId(StrCond::NotIn(list(&["r1"]))),
+            ]
+        );
+        assert_eq!(version("name not in ('a')"), vec![ModelVersionClause::Name(StrCond::NotIn(list(&["a"])))]);
+        assert_eq!(
+            model("name IN ('a', 'b') AND name NOT IN ('c')"),
+            vec![
+                RegisteredModelClause::Name(StrCond::In(list(&["a", "b"]))),
+                RegisteredModelClause::Name(StrCond::NotIn(list(&["c"]))),
+            ]
+        );
+        assert!(version_err("name IN 'a'").contains("expects a list"));
+        assert!(model_err("name = ('a', 'b')").contains("cannot be used with a list"));
     }
 
     #[test]
@@ -344,12 +377,12 @@ mod tests {
 
     #[test]
     fn model_version_rejects_wrong_comparators() {
-        assert_eq!(version_err("run_id NOT IN ('a')"), "Invalid comparator for attribute: NOT IN");
-        assert_eq!(version_err("name IN ('a')"), version_err("source_path IN ('a')"));
         assert_eq!(
-            version_err("name IN ('a')"),
-            "Only the 'run_id' attribute supports comparison with a list of quoted string values."
+            version_err("source_path IN ('a')"),
+            "Only ['name', 'run_id'] attributes support comparison with a list of quoted string values."
         );
+        assert_eq!(version_err("version_number IN (1)"), version_err("source_path IN ('a')"));
+        assert_eq!(version_err("name > 'a'"), "Invalid comparator for attribute: >");
         assert_eq!(version_err("version_number LIKE 3"), "Invalid comparator for attribute: LIKE");
         assert_eq!(version_err("name >= 'a'"), "Invalid comparator for attribute: >=");
         assert_eq!(version_err("tags.a > 'b'"), "Invalid comparator for tag: >");

@@ -9,12 +9,13 @@
 
 use cairn_core::search::{
     ModelVersionClause, ModelVersionFilter, ModelVersionOrderKey, OrderBy, RegisteredModelClause,
-    RegisteredModelFilter, RegisteredModelOrderKey, StrCond, StrOp,
+    RegisteredModelFilter, RegisteredModelOrderKey, StrOp,
 };
 use sqlx::{PgExecutor, Postgres, QueryBuilder};
 
 use super::{MODEL_SELECT, ModelRow, VERSION_SELECT, VersionRow};
 use crate::DbError;
+use crate::tracking::search::{RUN_ID_COLUMN, push_str_cond};
 
 const PROMPT_TAG: &str = "mlflow.prompt.is_prompt";
 
@@ -31,9 +32,7 @@ pub async fn models(db: impl PgExecutor<'_>, query: &ModelSearch<'_>) -> Result<
     for clause in &query.filter.0 {
         q.push(" AND ");
         match clause {
-            RegisteredModelClause::Name { op, value } => {
-                q.push(format!("m.name {} ", op.as_sql())).push_bind(value.clone());
-            }
+            RegisteredModelClause::Name(cond) => push_str_cond(&mut q, "m.name", cond),
             RegisteredModelClause::Tag { key, op, value } => {
                 push_tag(&mut q, "registered_model_tags", "model_id", "m.id", key, *op, value);
             }
@@ -75,13 +74,12 @@ pub async fn versions(db: impl PgExecutor<'_>, query: &VersionSearch<'_>) -> Res
     for clause in &query.filter.0 {
         q.push(" AND ");
         match clause {
-            ModelVersionClause::Name { op, value } => {
-                q.push(format!("m.name {} ", op.as_sql())).push_bind(value.clone());
-            }
+            ModelVersionClause::Name(cond) => push_str_cond(&mut q, "m.name", cond),
             ModelVersionClause::SourcePath { op, value } => {
                 q.push(format!("v.source {} ", op.as_sql())).push_bind(value.clone());
             }
-            ModelVersionClause::RunId(cond) => push_run_id(&mut q, cond),
+            // Run ids are compared as MLflow writes them: 32 hex digits without dashes.
+            ModelVersionClause::RunId(cond) => push_str_cond(&mut q, RUN_ID_COLUMN, cond),
             ModelVersionClause::VersionNumber { op, value } => {
                 q.push(format!("v.version {} ", op.as_sql())).push_bind(*value);
             }
@@ -115,22 +113,6 @@ pub async fn versions(db: impl PgExecutor<'_>, query: &VersionSearch<'_>) -> Res
 
 fn direction(ascending: bool) -> &'static str {
     if ascending { "ASC" } else { "DESC" }
-}
-
-/// Run ids are compared as MLflow writes them: 32 hex digits without dashes.
-fn push_run_id(q: &mut QueryBuilder<Postgres>, cond: &StrCond) {
-    let column = "replace(r.run_uuid::text, '-', '')";
-    match cond {
-        StrCond::Compare { op, value } => {
-            q.push(format!("{column} {} ", op.as_sql())).push_bind(value.clone());
-        }
-        StrCond::In(values) => {
-            q.push(format!("{column} = ANY(")).push_bind(values.clone()).push(")");
-        }
-        StrCond::NotIn(values) => {
-            q.push(format!("NOT ({column} = ANY(")).push_bind(values.clone()).push("))");
-        }
-    }
 }
 
 fn push_tag(q: &mut QueryBuilder<Postgres>, table: &str, column: &str, owner: &str, key: &str, op: StrOp, value: &str) {

@@ -283,7 +283,11 @@ impl<'a> Search<'a> {
     }
 }
 
-fn push_str_cond(q: &mut QueryBuilder<Postgres>, column: &str, cond: &StrCond) {
+/// A run's public id as MLflow writes it (32 hex digits, no dashes), for filters on it.
+pub(crate) const RUN_ID_COLUMN: &str = "replace(r.run_uuid::text, '-', '')";
+
+/// `column` compared with a string, or `= ANY`/`NOT (= ANY)` a list, every value bound.
+pub(crate) fn push_str_cond(q: &mut QueryBuilder<Postgres>, column: &str, cond: &StrCond) {
     match cond {
         StrCond::Compare { op, value } => {
             q.push(format!("{column} {} ", op.as_sql())).push_bind(value.clone());
@@ -319,7 +323,7 @@ fn push_run_clause(q: &mut QueryBuilder<Postgres>, experiment_ids: &[i64], claus
         }
         RunClause::StrAttribute { attr, cond } => {
             let column = match attr {
-                RunAttr::RunId => "replace(r.run_uuid::text, '-', '')",
+                RunAttr::RunId => RUN_ID_COLUMN,
                 RunAttr::RunName => "r.name",
                 RunAttr::Status => "r.status",
                 RunAttr::UserId => "r.user_id",
