@@ -517,3 +517,70 @@ async fn in_chromium_open_a_model_and_set_an_alias() {
         panic!("{e:#} (screenshot of the failure in {})", artifacts_dir().display());
     }
 }
+
+/// Log in, open a dataset from the header's Datasets link (its schema and the runs that
+/// used it), compare two versions, then open a model version's provenance page from the
+/// version page and follow its dataset link back.
+async fn lineage_scenario(client: &Client, app: &TestApp, trainer: &str) -> Result<()> {
+    let run_link = format!("a[href=\"/runs/{trainer}\"]");
+    let wait = |locator| client.wait().at_most(Duration::from_secs(10)).for_element(locator);
+    client.goto(&app.at("/login")).await?;
+    client.find(Locator::Id("username")).await?.send_keys("admin").await?;
+    client.find(Locator::Id("password")).await?.send_keys(ADMIN_PASSWORD).await?;
+    client.find(Locator::Css("form button[type=submit]")).await?.click().await?;
+    wait(Locator::Css("header.top")).await?;
+    client.find(Locator::Css("header.top nav a[href=\"/datasets\"]")).await?.click().await?;
+    wait(Locator::LinkText("train")).await?;
+    client.find(Locator::LinkText("train")).await?.click().await?;
+    wait(Locator::Id("schema-h")).await?;
+    ensure!(client.current_url().await?.path() == "/datasets/train");
+    let heading = client.find(Locator::Id("version-h")).await?.text().await?;
+    ensure!(heading == "Version 2", "the latest version is chosen: {heading}");
+    let columns = texts(client, "#schema-h ~ table tbody th").await?;
+    ensure!(columns == ["x", "y", "label"], "schema of the CSV file: {columns:?}");
+    screenshot(client, "dataset-light").await?;
+
+    client.find(Locator::LinkText("Compare versions")).await?.click().await?;
+    wait(Locator::Id("changed-h")).await?;
+    ensure!(texts(client, "#changed-h ~ ul li").await? == ["data.csv"], "the changed file");
+    client.find(Locator::LinkText("1")).await?.click().await?;
+    wait(Locator::Css(&run_link)).await?;
+    let contexts = texts(client, "#runs-h ~ table tbody td:last-child").await?;
+    ensure!(contexts.contains(&"training".to_owned()), "the runs that used version 1: {contexts:?}");
+
+    client.goto(&app.at("/models/fraud/versions/1")).await?;
+    wait(Locator::LinkText("Provenance")).await?;
+    client.find(Locator::LinkText("Provenance")).await?.click().await?;
+    wait(Locator::Id("events-h")).await?;
+    let title = client.find(Locator::Css("h1")).await?.text().await?;
+    ensure!(title == "Provenance of fraud version 1", "{title}");
+    let download = client.find(Locator::LinkText("Download as JSON")).await?.attr("href").await?;
+    ensure!(download.as_deref() == Some("/api/v1/models/fraud/versions/1/provenance?download"), "{download:?}");
+    let events = texts(client, "#events-h ~ table tbody td:nth-child(3)").await?;
+    ensure!(events.iter().any(|e| e.starts_with("registered version 1")), "registry events: {events:?}");
+    screenshot(client, "provenance-light").await?;
+    client.find(Locator::LinkText("train@1")).await?.click().await?;
+    wait(Locator::Id("version-h")).await?;
+    ensure!(client.current_url().await?.query() == Some("version=1"), "the dataset version the model used");
+    Ok(())
+}
+
+#[tokio::test]
+async fn in_chromium_open_a_dataset_and_a_provenance_page() {
+    let app = spawn_app().await;
+    let api = crate::lineage::Api::admin(&app).await;
+    let w = crate::lineage::world(&api).await;
+    api.push_with_message("train", b"x,y,label\n1,2,a\n", "add labels").await;
+    let driver = Driver::start().await;
+    let profile = tempfile::tempdir().expect("profile dir");
+    let client = open_browser(&driver, profile.path()).await;
+    let outcome = lineage_scenario(&client, &app, &w.trainer).await;
+    if outcome.is_err() {
+        let _ = screenshot(&client, "lineage-failure").await;
+    }
+    let _ = client.close().await;
+    drop(driver);
+    if let Err(e) = outcome {
+        panic!("{e:#} (screenshot of the failure in {})", artifacts_dir().display());
+    }
+}
