@@ -204,13 +204,18 @@ struct VersionPage {
     v: VersionLine,
 }
 
+/// A version number from a page's path; anything else names no version.
+pub(super) fn version_number(name: &str, raw: &str) -> Result<i64, HtmlError> {
+    cairn_core::registry::parse_version(raw)
+        .map_err(|_| HtmlError::page(StatusCode::NOT_FOUND, format!("Model {name} has no version {raw}.")))
+}
+
 pub async fn version_page(
     State(state): State<AppState>,
     user: SessionUser,
     Path((name, version)): Path<(String, String)>,
 ) -> Result<Response, HtmlError> {
-    let number = cairn_core::registry::parse_version(&version)
-        .map_err(|_| HtmlError::page(StatusCode::NOT_FOUND, format!("Model {name} has no version {version}.")))?;
+    let number = version_number(&name, &version)?;
     let found = registry::get_version(&state.db, &name, number).await?;
     let mut metrics = registry::source_run_metrics(&state.db, std::slice::from_ref(&found)).await?;
     let page = VersionPage {

@@ -5,7 +5,6 @@
 
 use askama::Template;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use cairn_db::audit::EventRow;
 use serde_json::Value;
@@ -102,8 +101,7 @@ pub async fn page(
     user: SessionUser,
     Path((name, version)): Path<(String, String)>,
 ) -> Result<Response, HtmlError> {
-    let number = cairn_core::registry::parse_version(&version)
-        .map_err(|_| HtmlError::page(StatusCode::NOT_FOUND, format!("Model {name} has no version {version}.")))?;
+    let number = super::models::version_number(&name, &version)?;
     let p = provenance::model_version(&state.db, &name, number).await?;
     let row = p.version.row;
     let version_url = links::model_version(&row.model_name, row.version);
