@@ -181,3 +181,35 @@ async fn failures_cancels_and_timeouts_end_the_job_and_its_run() {
     let listed = jobs.json(reqwest::Method::GET, "/jobs?state=failed", None, 200).await;
     assert_eq!(listed["jobs"].as_array().map(Vec::len), Some(2));
 }
+
+#[tokio::test]
+async fn retrain_repeats_the_job_of_a_run_with_changed_params() {
+    let jobs = Jobs::start().await;
+    let id = jobs
+        .submit(json!({"command": sh("echo lr={{lr}} epochs={{epochs}}"), "params": {"lr": "0.1", "epochs": "3"}}))
+        .await;
+    let first = jobs.wait_for(&id, None).await;
+    let run_id = first["run_id"].as_str().expect("run id");
+
+    let body = json!({"params": {"lr": "0.01"}});
+    let retrained = jobs.json(reqwest::Method::POST, &format!("/runs/{run_id}/retrain"), Some(body), 201).await;
+    assert_eq!(retrained["origin_job_id"], id.as_str());
+    assert_eq!(retrained["spec"]["params"], json!({"lr": "0.01", "epochs": "3"}));
+    let done = jobs.wait_for(retrained["id"].as_str().expect("id"), None).await;
+    let (_, log) =
+        jobs.call(reqwest::Method::GET, &format!("/jobs/{}/logs", done["id"].as_str().expect("id")), None).await;
+    assert!(log.contains("stdout lr=0.01 epochs=3"), "{log}");
+    let new_run =
+        jobs.json(reqwest::Method::GET, &format!("/runs/{}", done["run_id"].as_str().expect("run")), None, 200).await;
+    assert_eq!(new_run["tags"]["cairn.origin_run_id"], run_id, "the new run names the run it retrains");
+    assert_eq!(new_run["params"]["lr"], "0.01");
+
+    // A run logged by hand has no job to repeat.
+    let experiment = jobs.json(reqwest::Method::POST, "/experiments", Some(json!({"name": "by-hand"})), 201).await;
+    let manual = jobs.json(reqwest::Method::POST, "/runs", Some(json!({"experiment_id": experiment["id"]})), 201).await;
+    let (status, text) = jobs
+        .call(reqwest::Method::POST, &format!("/runs/{}/retrain", manual["id"].as_str().expect("id")), Some(json!({})))
+        .await;
+    assert_eq!(status, 404);
+    assert!(text.contains("not produced by a job"), "{text}");
+}

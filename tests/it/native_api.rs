@@ -720,6 +720,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/jobs/{id}/cancel"),
     ("post", "/api/v1/jobs/{id}/retry"),
     ("get", "/api/v1/jobs/{id}/logs"),
+    ("post", "/api/v1/runs/{id}/retrain"),
     ("get", "/api/v1/datasets"),
     ("get", "/api/v1/datasets/{name}"),
     ("post", "/api/v1/datasets/{name}/versions"),

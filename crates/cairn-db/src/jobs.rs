@@ -104,6 +104,16 @@ pub async fn list(
     .await?)
 }
 
+/// The newest job that ran in the run with this public id.
+pub async fn by_run(db: impl PgExecutor<'_>, run_uuid: Uuid) -> Result<Option<JobRow>, DbError> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{SELECT} WHERE r.run_uuid = $1 ORDER BY j.created_at DESC LIMIT 1"
+    )))
+    .bind(run_uuid)
+    .fetch_optional(db)
+    .await?)
+}
+
 pub async fn events(db: impl PgExecutor<'_>, id: Uuid) -> Result<Vec<EventRow>, DbError> {
     Ok(sqlx::query_as("SELECT at, from_state, to_state, reason FROM job_events WHERE job_id = $1 ORDER BY id")
         .bind(id)

@@ -41,6 +41,9 @@ enum Command {
     /// Push, pull and inspect versioned datasets (client: CAIRN_URL, CAIRN_TOKEN)
     #[command(subcommand)]
     Dataset(client::dataset::DatasetCommand),
+    /// Submit, follow, cancel and retrain training jobs (client: CAIRN_URL, CAIRN_TOKEN)
+    #[command(subcommand)]
+    Job(client::job::JobCommand),
 }
 
 fn main() -> ExitCode {
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
             Command::Token(cmd) => admin::token(cmd).await,
             Command::Audit(cmd) => admin::audit(cmd).await,
             Command::Dataset(cmd) => client::dataset::run(cmd).await,
+            Command::Job(cmd) => client::job::run(cmd).await,
         }
     });
     match result {

@@ -38,7 +38,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
     }
     if resolved.executor == ExecutorKind::Kubernetes {
-        tracing::warn!("the kubernetes executor is selected, but this build has no Kubernetes executor yet: jobs stay queued");
+        tracing::warn!(
+            "the kubernetes executor is selected, but this build has no Kubernetes executor yet: jobs stay queued"
+        );
     }
 
     let storage = Storage::from_url(&resolved.storage_url)?;

@@ -226,6 +226,33 @@ pub async fn retry(State(state): State<AppState>, actor: Actor, Path(id): Path<S
     Ok((StatusCode::CREATED, Extension(Audited), Json(JobView::from(job))).into_response())
 }
 
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetrainBody {
+    /// Params to change (the others keep their values).
+    #[serde(default)]
+    params: BTreeMap<String, String>,
+    /// Dataset inputs to replace or add: `NAME` (latest version) or `NAME@VERSION`.
+    #[serde(default)]
+    datasets: Vec<String>,
+}
+
+/// Retrains: submits the job that produced this run again, with the given changes. The new
+/// run's `cairn.origin_run_id` tag names this run.
+#[utoipa::path(post, path = "/runs/{id}/retrain", tag = "jobs", params(("id" = String, Path)), request_body = RetrainBody,
+    responses((status = 201, body = JobView), (status = 404, description = "No such run, or not produced by a job", body = Problem)))]
+pub async fn retrain(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<RetrainBody>,
+) -> Result<Response, ApiError> {
+    let run = tracking::parse_run_id(&id)?;
+    let overrides = jobs::Overrides { params: body.params, datasets: body.datasets };
+    let job = jobs::retrain(&state, &actor, run, overrides).await?;
+    Ok((StatusCode::CREATED, Extension(Audited), Json(JobView::from(job))).into_response())
+}
+
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]

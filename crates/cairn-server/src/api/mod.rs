@@ -71,6 +71,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(jobs::cancel))
         .routes(routes!(jobs::retry))
         .routes(routes!(jobs::logs))
+        .routes(routes!(jobs::retrain))
         .routes(routes!(datasets::list))
         .routes(routes!(datasets::get))
         .routes(routes!(datasets::create_version))

@@ -142,6 +142,32 @@ pub async fn retry(state: &AppState, actor: &Actor, id: Uuid) -> Result<JobRow> 
     submit(state, actor, submission).await
 }
 
+/// What a retrain changes in the spec of the job it repeats.
+#[derive(Debug, Default)]
+pub struct Overrides {
+    pub params: std::collections::BTreeMap<String, String>,
+    /// `NAME` or `NAME@VERSION`: replaces the input with that name, or adds it.
+    pub datasets: Vec<String>,
+}
+
+/// Retrain: the job that produced `run` submitted again with `overrides`; the new run
+/// names the run it retrains.
+pub async fn retrain(state: &AppState, actor: &Actor, run: Uuid, overrides: Overrides) -> Result<JobRow> {
+    let job = repo::by_run(&state.db.pool, run).await?.ok_or_else(|| {
+        TrackingError::NotFound(format!("run {} was not produced by a job; nothing to retrain", run.simple()))
+    })?;
+    let mut spec = job.spec.0.clone();
+    spec.params.extend(overrides.params);
+    for replacement in overrides.datasets {
+        let reference = replacement.parse::<DatasetRef>().map_err(|e| invalid(e.0))?;
+        spec.datasets.retain(|d| d.parse::<DatasetRef>().map_or(true, |existing| existing.name != reference.name));
+        spec.datasets.push(replacement);
+    }
+    let submission =
+        Submission { experiment_id: job.experiment_id, spec, priority: job.priority, origin: Some(job.id) };
+    submit(state, actor, submission).await
+}
+
 /// Sets the run's status and end time to match how its job ended.
 async fn finish_run(db: &Db, job: &JobRow, state: JobState) {
     let status = match state {
