@@ -1,6 +1,7 @@
-//! Schema and row count of a CSV file, computed while its bytes stream past: the columns
-//! are named by the header row, their types inferred from the first rows, and every row is
-//! counted (quoted fields may hold commas and newlines).
+//! Schema and row count of tabular files. For CSV, computed while the bytes stream past:
+//! the columns are named by the header row, their types inferred from the first rows, and
+//! every row is counted (quoted fields may hold commas and newlines). Parquet files carry
+//! theirs in the footer (read by the server).
 
 use serde::Serialize;
 
@@ -18,6 +19,11 @@ pub enum ColumnType {
     Integer,
     Float,
     String,
+    Decimal,
+    Date,
+    Time,
+    Timestamp,
+    Binary,
 }
 
 impl ColumnType {

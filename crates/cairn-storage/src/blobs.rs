@@ -11,7 +11,7 @@ use futures::{Stream, TryStreamExt};
 use object_store::ObjectStoreExt;
 use sha2::{Digest, Sha256};
 
-use crate::{ArtifactPath, BodyError, Download, Storage, StorageError};
+use crate::{ArtifactPath, BodyError, ByteRange, Download, Storage, StorageError};
 
 /// Where dataset blobs live in the store (beside `mlflow-artifacts/`).
 const BLOBS_PREFIX: &str = "datasets/blobs/sha256";
@@ -83,9 +83,16 @@ impl Storage {
         Ok(size)
     }
 
-    /// The blob's bytes as a stream.
+    /// The blob's bytes as a stream; with `range`, only those bytes.
     pub async fn get_blob(&self, digest: &BlobDigest) -> Result<Download, StorageError> {
         self.get_stream(&digest.path(), None).await
+    }
+
+    /// Some of the blob's bytes, read whole (for small ranges, such as a file's footer).
+    pub async fn read_blob_range(&self, digest: &BlobDigest, range: ByteRange) -> Result<Vec<u8>, StorageError> {
+        let download = self.get_stream(&digest.path(), Some(range)).await?;
+        let chunks: Vec<Bytes> = download.stream.try_collect().await?;
+        Ok(chunks.concat())
     }
 }
 

@@ -4,20 +4,21 @@
 //! equals the latest one is not created again. Versions record the schema and row count of
 //! their CSV files, and which runs used them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use bytes::Bytes;
 use cairn_core::dataset::{DatasetRef, validate_dataset_name};
-use cairn_core::tabular::CsvProfiler;
 use cairn_db::Db;
 use cairn_db::audit;
 use cairn_db::datasets::{self as repo, DatasetRow, FileRow, NewVersion, VersionRow};
 use cairn_db::tracking::now_millis;
 use cairn_storage::{ArtifactPath, BlobDigest, BodyError, Storage, StorageError};
-use futures::{Stream, TryStreamExt};
-use serde_json::{Value, json};
+use futures::Stream;
+use serde_json::json;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
+
+mod profile;
 
 use crate::audit::Actor;
 use crate::tracking::TrackingError;
@@ -58,8 +59,6 @@ pub type Result<T, E = DatasetError> = std::result::Result<T, E>;
 
 /// Most files in one version.
 pub const MAX_FILES: usize = 100_000;
-/// CSV files profiled per version (the first ones by path); others get no schema.
-const MAX_PROFILED_FILES: usize = 50;
 
 /// A file of a manifest as a client sends it, checked by [`create_version`].
 pub struct ManifestFile {
@@ -140,7 +139,7 @@ pub async fn create_version(
     {
         return Ok(CreatedVersion { dataset: dataset.clone(), version: latest.clone(), created: false });
     }
-    let schema = profile(storage, &files, latest.as_ref()).await?;
+    let schema = profile::profile(storage, &files, latest.as_ref()).await?;
 
     let now = now_millis();
     let mut tx = db.pool.begin().await?;
@@ -204,41 +203,6 @@ pub fn manifest_digest(files: &[FileRow]) -> String {
         hasher.update(format!("{}\t{}\t{}\n", file.path, file.size, file.sha256));
     }
     hex::encode(hasher.finalize())
-}
-
-/// `{"files": {path: {sha256, format, columns, rows}}}` for the CSV files; a file whose
-/// content the previous version already profiled keeps that profile.
-async fn profile(storage: &Storage, files: &[FileRow], previous: Option<&VersionRow>) -> Result<Value> {
-    let mut known: HashMap<&str, &Value> = HashMap::new();
-    if let Some(Value::Object(profiles)) = previous.and_then(|v| v.schema.0.get("files")) {
-        for profile in profiles.values() {
-            if let Some(sha) = profile.get("sha256").and_then(Value::as_str) {
-                known.insert(sha, profile);
-            }
-        }
-    }
-    let mut profiles = BTreeMap::new();
-    let tabular = files.iter().filter(|f| f.path.to_ascii_lowercase().ends_with(".csv")).take(MAX_PROFILED_FILES);
-    for file in tabular {
-        let profile = match known.get(file.sha256.as_str()) {
-            Some(p) => (*p).clone(),
-            None => profile_csv(storage, file).await?,
-        };
-        profiles.insert(file.path.clone(), profile);
-    }
-    Ok(json!({ "files": profiles }))
-}
-
-async fn profile_csv(storage: &Storage, file: &FileRow) -> Result<Value> {
-    let digest = BlobDigest::parse(&file.sha256).map_err(|e| invalid(e.to_string()))?;
-    let mut stream = storage.get_blob(&digest).await?.stream;
-    let mut profiler = CsvProfiler::default();
-    while let Some(chunk) = stream.try_next().await? {
-        profiler.feed(&chunk);
-    }
-    let mut profile = json!(profiler.finish());
-    profile["sha256"] = json!(file.sha256);
-    Ok(profile)
 }
 
 pub async fn get_dataset(db: &Db, name: &str) -> Result<(DatasetRow, Vec<VersionRow>)> {
