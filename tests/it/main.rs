@@ -11,6 +11,7 @@ mod dashboard_datasets;
 mod dashboard_pages;
 mod datasets;
 mod lineage;
+mod job_templates;
 mod jobs;
 mod mlflow_tracking;
 mod native_api;

@@ -8,6 +8,8 @@ pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod config;
+pub mod job_templates;
+pub mod job_usage;
 pub mod jobs;
 pub mod datasets;
 pub mod lineage;

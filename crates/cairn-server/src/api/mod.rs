@@ -11,6 +11,7 @@ mod audit_log;
 pub mod datasets;
 mod error;
 mod experiments;
+mod job_templates;
 mod jobs;
 mod json;
 mod lineage;
@@ -72,6 +73,10 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(jobs::retry))
         .routes(routes!(jobs::logs))
         .routes(routes!(jobs::retrain))
+        .routes(routes!(job_templates::save, job_templates::list))
+        .routes(routes!(job_templates::get))
+        .routes(routes!(job_templates::submit))
+        .routes(routes!(job_templates::usage))
         .routes(routes!(datasets::list))
         .routes(routes!(datasets::get))
         .routes(routes!(datasets::create_version))
