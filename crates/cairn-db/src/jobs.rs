@@ -207,3 +207,19 @@ pub async fn held_by(db: impl PgExecutor<'_>, worker: &str) -> Result<Vec<JobRow
     .fetch_all(db)
     .await?)
 }
+
+/// Records why a scheduled or running job is where it is (the scheduler's message, say) as
+/// its reason and as an event, when that reason is new.
+pub async fn note(db: impl PgExecutor<'_>, id: Uuid, reason: &str) -> Result<bool, DbError> {
+    let noted: Option<(String,)> = sqlx::query_as(
+        "WITH noted AS (UPDATE jobs SET reason = $2 WHERE id = $1 AND state IN ('scheduled', 'running') \
+           AND reason <> $2 RETURNING state), \
+         event AS (INSERT INTO job_events (job_id, from_state, to_state, reason) SELECT $1, state, state, $2 FROM noted) \
+         SELECT state FROM noted",
+    )
+    .bind(id)
+    .bind(reason)
+    .fetch_optional(db)
+    .await?;
+    Ok(noted.is_some())
+}

@@ -39,9 +39,75 @@ pub struct ServerConfig {
     pub jwt_secret: Option<Secret>,
     /// How long a dashboard login lasts.
     pub session_ttl: Duration,
-    /// Where the local executor runs jobs (a working directory and log per job); no local
-    /// executor runs without it.
+    /// Where jobs' working directories and live logs are kept; no executor runs without it.
     pub jobs_dir: Option<std::path::PathBuf>,
+    /// Run jobs as Kubernetes pods with these settings instead of as local processes.
+    pub kubernetes: Option<KubernetesConfig>,
+}
+
+/// The Kubernetes executor's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubernetesConfig {
+    /// The API server; `None`: in-cluster (service account) or `KUBECONFIG`.
+    pub api_url: Option<String>,
+    /// Where jobs' pods and secrets are created.
+    pub namespace: String,
+    /// Cairn's own image, run as init containers that pull jobs' dataset inputs.
+    pub cairn_image: String,
+    /// The service account jobs' pods run as; without one, pods get no API credentials.
+    pub service_account: Option<String>,
+    pub node_selector: std::collections::BTreeMap<String, String>,
+    pub tolerations: Vec<Toleration>,
+    pub image_pull_secrets: Vec<String>,
+    /// How long finished pods are kept (for `kubectl describe`) before they are deleted.
+    pub pod_retention: Duration,
+}
+
+impl KubernetesConfig {
+    pub fn new(namespace: impl Into<String>, cairn_image: impl Into<String>) -> KubernetesConfig {
+        KubernetesConfig {
+            api_url: None,
+            namespace: namespace.into(),
+            cairn_image: cairn_image.into(),
+            service_account: None,
+            node_selector: Default::default(),
+            tolerations: Vec::new(),
+            image_pull_secrets: Vec::new(),
+            pod_retention: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// A toleration for node taints, written as kubectl writes taints: `KEY[=VALUE][:EFFECT]`
+/// (`Equal` with a value, `Exists` without).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Toleration {
+    pub key: String,
+    pub value: Option<String>,
+    pub effect: Option<String>,
+}
+
+impl Toleration {
+    pub fn parse(text: &str) -> Result<Toleration, String> {
+        let (rest, effect) = match text.rsplit_once(':') {
+            Some((rest, effect)) => (rest, Some(effect)),
+            None => (text, None),
+        };
+        if let Some(effect) = effect
+            && !["NoSchedule", "PreferNoSchedule", "NoExecute"].contains(&effect)
+        {
+            return Err(format!("{text:?}: the effect after ':' is NoSchedule, PreferNoSchedule or NoExecute"));
+        }
+        let (key, value) = match rest.split_once('=') {
+            Some((key, value)) => (key, Some(value)),
+            None => (rest, None),
+        };
+        let name_char = |c: char| c.is_ascii_alphanumeric() || "-._/".contains(c);
+        if key.is_empty() || !key.chars().all(name_char) || value.is_some_and(|v| !v.chars().all(name_char)) {
+            return Err(format!("{text:?}: expected KEY[=VALUE][:EFFECT], e.g. nvidia.com/gpu=present:NoSchedule"));
+        }
+        Ok(Toleration { key: key.into(), value: value.map(Into::into), effect: effect.map(Into::into) })
+    }
 }
 
 impl ServerConfig {
@@ -54,6 +120,7 @@ impl ServerConfig {
             jwt_secret: None,
             session_ttl: Duration::from_secs(12 * 3600),
             jobs_dir: None,
+            kubernetes: None,
         }
     }
 

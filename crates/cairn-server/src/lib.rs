@@ -22,6 +22,6 @@ pub mod state;
 pub mod tracking;
 pub mod ui;
 
-pub use config::{Secret, ServerConfig};
+pub use config::{KubernetesConfig, Secret, ServerConfig, Toleration};
 pub use startup::Application;
 pub use state::AppState;

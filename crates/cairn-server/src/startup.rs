@@ -65,13 +65,11 @@ impl Application {
     /// Serves until `shutdown` completes, then finishes in-flight requests.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let sweeper = tokio::spawn(sweep_expired_sessions(self.state.clone()));
-        let executor = self.state.config.jobs_dir.clone().map(|dir| crate::jobs::local::spawn(self.state.clone(), dir));
+        let executor = crate::jobs::start_executor(&self.state);
         let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
         let result = axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await;
         sweeper.abort();
-        if let Some(executor) = executor {
-            executor.abort();
-        }
+        executor.stop().await;
         result
     }
 }

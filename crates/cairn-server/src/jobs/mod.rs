@@ -1,7 +1,10 @@
 //! Training jobs: submit (the job's run is created first, its dataset inputs pinned to exact
 //! versions and the resolved spec recorded, so the record alone reproduces the job),
-//! cancel, retry, and the local executor that runs queued jobs as child processes.
+//! cancel, retry, and the executors that run queued jobs: child processes on this host
+//! ([`local`]) or pods ([`kubernetes`]), around one shared lifecycle ([`executor`]).
 
+mod executor;
+pub mod kubernetes;
 pub mod local;
 mod logs;
 
@@ -13,6 +16,7 @@ use cairn_db::{Db, audit};
 use serde_json::json;
 use uuid::Uuid;
 
+pub use executor::wake;
 pub use logs::{LogSource, log_source};
 
 use crate::audit::Actor;
@@ -43,6 +47,9 @@ pub struct Submission {
 /// queues the job.
 pub async fn submit(state: &AppState, actor: &Actor, mut submission: Submission) -> Result<JobRow> {
     submission.spec.validate()?;
+    if state.config.kubernetes.is_some() && submission.spec.image.is_none() {
+        return Err(invalid("jobs run as Kubernetes pods here: the job needs an image"));
+    }
     if let Some(gpus) = local::gpu_count()
         && submission.spec.gpus > gpus
     {
@@ -103,8 +110,42 @@ pub async fn submit(state: &AppState, actor: &Actor, mut submission: Submission)
     let details = json!({"run_id": run.run.run_uuid.simple().to_string(), "gpus": submission.spec.gpus, "origin": submission.origin});
     audit::append_in(&mut tx, actor.event("job.submit", format!("job:{id}"), details)).await?;
     tx.commit().await.map_err(TrackingError::from)?;
-    local::wake();
+    wake();
     get(&state.db, id).await
+}
+
+/// The executor's background work, stopped with the server.
+pub struct RunningExecutor(Option<executor::Background>);
+
+impl RunningExecutor {
+    /// Stops supervising jobs (local children die with the process; pods keep running, for
+    /// the next server to re-attach to) and waits a little for the tasks to end.
+    pub async fn stop(self) {
+        if let Some(background) = self.0 {
+            background.shutdown.cancel();
+            background.tasks.close();
+            if tokio::time::timeout(std::time::Duration::from_secs(10), background.tasks.wait()).await.is_err() {
+                tracing::warn!("the job executor's tasks did not stop within 10 s");
+            }
+        }
+    }
+}
+
+/// Starts the configured executor: none without a jobs directory, Kubernetes when
+/// configured, else local processes.
+pub fn start_executor(state: &AppState) -> RunningExecutor {
+    let Some(jobs_dir) = state.config.jobs_dir.clone() else {
+        return RunningExecutor(None);
+    };
+    let background = executor::Background {
+        shutdown: tokio_util::sync::CancellationToken::new(),
+        tasks: tokio_util::task::TaskTracker::new(),
+    };
+    match state.config.kubernetes.clone() {
+        Some(config) => kubernetes::spawn(state.clone(), jobs_dir, config, background.clone()),
+        None => local::spawn(state.clone(), jobs_dir, background.clone()),
+    }
+    RunningExecutor(Some(background))
 }
 
 pub async fn get(db: &Db, id: Uuid) -> Result<JobRow> {
