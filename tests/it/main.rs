@@ -13,6 +13,7 @@ mod datasets;
 mod lineage;
 mod job_templates;
 mod jobs;
+mod jobs_ui;
 mod mlflow_tracking;
 mod native_api;
 mod ops;

@@ -9,6 +9,9 @@ mod datasets;
 mod display;
 mod error;
 mod experiments;
+mod job_forms;
+mod job_page;
+mod jobs;
 pub(crate) mod links;
 mod login;
 mod models;
@@ -61,6 +64,13 @@ pub fn router() -> Router<AppState> {
         .route("/datasets", get(datasets::list))
         .route("/datasets/{name}", get(datasets::page))
         .route("/datasets/{name}/diff", get(datasets::diff))
+        .route("/jobs", get(jobs::list))
+        .route("/jobs/{id}", get(job_page::page))
+        .route("/jobs/{id}/cancel", post(job_page::cancel))
+        .route("/jobs/{id}/retry", post(job_page::retry))
+        .route("/runs/{run_id}/retrain", get(job_forms::retrain_form).post(job_forms::retrain))
+        .route("/job-templates", get(job_forms::templates))
+        .route("/job-templates/{name}", get(job_forms::template_page).post(job_forms::submit_template))
         .route("/login", get(login::form).post(login::submit))
         .route("/logout", post(login::logout))
         .route("/settings/tokens", get(tokens::page).post(tokens::create))

@@ -202,6 +202,8 @@ struct VersionPage {
     model: String,
     model_url: String,
     v: VersionLine,
+    /// Retrain the job that produced the source run, for members, when a job did.
+    retrain_url: Option<String>,
 }
 
 /// A version number from a page's path; anything else names no version.
@@ -218,7 +220,14 @@ pub async fn version_page(
     let number = version_number(&name, &version)?;
     let found = registry::get_version(&state.db, &name, number).await?;
     let mut metrics = registry::source_run_metrics(&state.db, std::slice::from_ref(&found)).await?;
+    let retrain_url = match found.row.run_uuid {
+        Some(run) if user.can_write() && cairn_db::jobs::by_run(&state.db.pool, run).await?.is_some() => {
+            Some(format!("{}/retrain", links::run(&run)))
+        }
+        _ => None,
+    };
     let page = VersionPage {
+        retrain_url,
         header: Header::from(&user),
         model_url: model_url(&name),
         model: name,

@@ -108,6 +108,10 @@ struct RunPage {
     artifacts: RunArtifactsSummary,
     artifacts_url: String,
     error: Option<String>,
+    /// The job that produced the run (its page), when one did: the page offers Retrain.
+    job: Option<Link>,
+    /// The run this one retrains or retries.
+    origin_run: Option<Link>,
 }
 
 pub async fn page(
@@ -187,6 +191,12 @@ pub async fn render_run(
         artifacts,
         artifacts_url: links::artifacts(&run.run_uuid, None),
         error: error.as_ref().map(|(_, message)| message.clone()),
+        job: tag(crate::jobs::JOB_TAG)
+            .and_then(|id| uuid::Uuid::try_parse(&id).ok())
+            .map(|id| Link { label: id.simple().to_string()[..8].to_owned(), url: super::jobs::job_url(&id) }),
+        origin_run: tag(crate::jobs::ORIGIN_RUN_TAG)
+            .and_then(|id| uuid::Uuid::try_parse(&id).ok())
+            .map(|id| Link { label: id.simple().to_string(), url: links::run(&id) }),
         run: RunView {
             uuid: run.run_uuid.simple().to_string(),
             name: if run.name.is_empty() { run.run_uuid.simple().to_string() } else { run.name.clone() },

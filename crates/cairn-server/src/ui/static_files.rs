@@ -13,6 +13,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("cairn.css", CSS, include_str!("../../../../web/static/cairn.css")),
     ("time.js", JS, include_str!("../../../../web/static/time.js")),
     ("runs.js", JS, include_str!("../../../../web/static/runs.js")),
+    ("joblog.js", JS, include_str!("../../../../web/static/joblog.js")),
     ("charts.js", JS, include_str!("../../../../web/static/charts.js")),
     ("vendor/uPlot.iife.min.js", JS, include_str!(concat!(env!("OUT_DIR"), "/uPlot.iife.min.js"))),
     ("vendor/uPlot.min.css", CSS, include_str!(concat!(env!("OUT_DIR"), "/uPlot.min.css"))),
