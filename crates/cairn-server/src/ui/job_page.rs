@@ -188,7 +188,16 @@ fn dataset_url(input: &str) -> String {
 async fn current_log(state: &AppState, job: &JobRow) -> (String, bool) {
     let bytes = match jobs::log_source(state, job.id, job.state().is_final()).await {
         LogSource::Local(path) => read_tail(&path).await,
-        LogSource::Stored(key) => read_stored_tail(state, &key).await,
+        LogSource::Stored(key) => match read_stored_tail(state, &key).await {
+            // Not in storage (yet: the executor copies it there just after the job ends):
+            // the file it is copied from, when this server ran the job.
+            Ok(None) => match jobs::log_source(state, job.id, false).await {
+                LogSource::Local(path) => read_tail(&path).await,
+                _ => Ok(Vec::new()),
+            },
+            Ok(Some(bytes)) => Ok(bytes),
+            Err(e) => Err(e),
+        },
         LogSource::Nothing => Ok(Vec::new()),
     };
     match bytes {
@@ -208,15 +217,16 @@ async fn current_log(state: &AppState, job: &JobRow) -> (String, bool) {
     }
 }
 
-async fn read_stored_tail(state: &AppState, key: &cairn_storage::ArtifactPath) -> Result<Vec<u8>, String> {
+/// The end of the stored log; `None` when there is none.
+async fn read_stored_tail(state: &AppState, key: &cairn_storage::ArtifactPath) -> Result<Option<Vec<u8>>, String> {
     use futures::TryStreamExt;
     let download = match state.storage.get_stream(key, Some(cairn_storage::ByteRange::Suffix(LOG_SHOWN + 1))).await {
         Ok(download) => download,
-        Err(cairn_storage::StorageError::NotFound { .. }) => return Ok(Vec::new()),
+        Err(cairn_storage::StorageError::NotFound { .. }) => return Ok(None),
         Err(e) => return Err(e.to_string()),
     };
     let chunks: Vec<bytes::Bytes> = download.stream.try_collect().await.map_err(|e| e.to_string())?;
-    Ok(chunks.concat())
+    Ok(Some(chunks.concat()))
 }
 
 async fn read_tail(path: &std::path::Path) -> Result<Vec<u8>, String> {
