@@ -6,13 +6,13 @@ use cairn_tests::{TestApp, UserRole, spawn_app};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-struct Client<'a> {
+pub(crate) struct Client<'a> {
     app: &'a TestApp,
     token: String,
 }
 
 impl<'a> Client<'a> {
-    async fn as_role(app: &'a TestApp, name: &str, role: UserRole) -> Self {
+    pub(crate) async fn as_role(app: &'a TestApp, name: &str, role: UserRole) -> Self {
         let password = format!("{name}-password");
         app.add_user(name, &password, role).await;
         Client { token: app.token_for(name, &password).await, app }
@@ -34,7 +34,7 @@ impl<'a> Client<'a> {
     }
 
     /// Uploads the files' contents and creates a version from them.
-    async fn push(&self, name: &str, files: &[(&str, &[u8])]) -> (u16, Value) {
+    pub(crate) async fn push(&self, name: &str, files: &[(&str, &[u8])]) -> (u16, Value) {
         let mut manifest = Vec::new();
         for (path, content) in files {
             let sha = sha256(content);

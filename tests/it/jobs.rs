@@ -6,10 +6,11 @@ use std::time::Duration;
 use cairn_tests::{TestApp, spawn_app_with};
 use serde_json::{Value, json};
 
-struct Jobs {
-    app: TestApp,
-    token: String,
-    _dir: tempfile::TempDir,
+/// Calls the jobs API as the admin; shared with the Kubernetes executor's tests.
+pub(crate) struct Jobs {
+    pub(crate) app: TestApp,
+    pub(crate) token: String,
+    pub(crate) _dir: tempfile::TempDir,
 }
 
 impl Jobs {
@@ -21,7 +22,7 @@ impl Jobs {
         Jobs { app, token, _dir: dir }
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, String) {
+    pub(crate) async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, String) {
         let mut request =
             self.app.client.request(method, self.app.at(&format!("/api/v1{path}"))).bearer_auth(&self.token);
         if let Some(body) = body {
@@ -31,23 +32,23 @@ impl Jobs {
         (response.status().as_u16(), response.text().await.expect("body"))
     }
 
-    async fn json(&self, method: reqwest::Method, path: &str, body: Option<Value>, status: u16) -> Value {
+    pub(crate) async fn json(&self, method: reqwest::Method, path: &str, body: Option<Value>, status: u16) -> Value {
         let (got, text) = self.call(method, path, body).await;
         assert_eq!(got, status, "{text}");
         serde_json::from_str(&text).expect("JSON")
     }
 
-    async fn submit(&self, body: Value) -> String {
+    pub(crate) async fn submit(&self, body: Value) -> String {
         let job = self.json(reqwest::Method::POST, "/jobs", Some(body), 201).await;
         job["id"].as_str().expect("id").to_owned()
     }
 
-    async fn job(&self, id: &str) -> Value {
+    pub(crate) async fn job(&self, id: &str) -> Value {
         self.json(reqwest::Method::GET, &format!("/jobs/{id}"), None, 200).await
     }
 
     /// Polls until the job is in `state` (or any final state when `state` is None).
-    async fn wait_for(&self, id: &str, state: Option<&str>) -> Value {
+    pub(crate) async fn wait_for(&self, id: &str, state: Option<&str>) -> Value {
         for _ in 0..300 {
             let job = self.job(id).await;
             let now = job["state"].as_str().unwrap_or("").to_owned();
@@ -63,7 +64,7 @@ impl Jobs {
         panic!("job {id} never reached {state:?}: {}", self.job(id).await);
     }
 
-    async fn run_status(&self, job: &Value) -> String {
+    pub(crate) async fn run_status(&self, job: &Value) -> String {
         let run = self
             .json(reqwest::Method::GET, &format!("/runs/{}", job["run_id"].as_str().expect("run")), None, 200)
             .await;

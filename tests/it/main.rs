@@ -14,6 +14,7 @@ mod lineage;
 mod job_templates;
 mod jobs;
 mod jobs_ui;
+mod kube_jobs;
 mod mlflow_tracking;
 mod native_api;
 mod ops;

@@ -8,6 +8,7 @@
 //! Set `CAIRN_TEST_DATABASE_URL` (a superuser URL to a `postgres` database) to run against
 //! an external server instead of the private cluster.
 
+pub mod kube_fake;
 pub mod s3;
 
 use std::net::SocketAddr;
@@ -203,7 +204,61 @@ async fn start_app(
     }
 }
 
+/// An app a test stops, to start another on the same database and store (a restart).
+pub struct StoppableApp {
+    pub app: TestApp,
+    stop: tokio::sync::oneshot::Sender<()>,
+    done: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl StoppableApp {
+    /// Starts the app on `db` (a fresh one when `None`) and `storage`.
+    pub async fn start(db: Option<Db>, storage: Storage, adjust: impl FnOnce(&mut ServerConfig)) -> StoppableApp {
+        let db = match db {
+            Some(db) => db,
+            None => fresh_db().await,
+        };
+        accounts::bootstrap_admin(&db, Some(ADMIN_PASSWORD)).await.expect("bootstrap admin");
+        let mut config = ServerConfig::new("127.0.0.1:0".parse().expect("addr"));
+        adjust(&mut config);
+        let app = Application::build(config, db.clone(), storage.clone()).await.expect("build app");
+        let addr = app.local_addr();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let done = tokio::spawn(app.run_until(async move {
+            let _ = stopped.await;
+        }));
+        let app = TestApp {
+            addr,
+            url: format!("http://{addr}"),
+            db,
+            storage,
+            client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client"),
+            _storage_dir: None,
+        };
+        StoppableApp { app, stop, done }
+    }
+
+    /// Stops serving and the job executor, as a server process that exits.
+    pub async fn stop(self) -> (Db, Storage) {
+        let _ = self.stop.send(());
+        self.done.await.expect("the app task").expect("the app stopped cleanly");
+        (self.app.db.clone(), self.app.storage.clone())
+    }
+}
+
 impl TestApp {
+    /// Another handle on the same app (the store's directory stays with this one).
+    pub fn handle(&self) -> TestApp {
+        TestApp {
+            addr: self.addr,
+            url: self.url.clone(),
+            db: self.db.clone(),
+            storage: self.storage.clone(),
+            client: self.client.clone(),
+            _storage_dir: None,
+        }
+    }
+
     pub fn at(&self, path: &str) -> String {
         format!("{}{path}", self.url)
     }

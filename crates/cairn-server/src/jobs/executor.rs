@@ -332,13 +332,7 @@ pub(crate) async fn end(state: &AppState, job: &JobRow, outcome: Outcome) {
             Err(e) => format!("{reason}: an infrastructure failure; the automatic retry failed: {e}"),
         };
     }
-    match repo::transition(&db.pool, job.id, outcome.state, &reason, outcome.exit_code).await {
-        Ok(true) => {}
-        Ok(false) => {
-            tracing::warn!(job = %job.id, to = %outcome.state, "the job was no longer in a state that could end so")
-        }
-        Err(e) => tracing::warn!(job = %job.id, error = %e, "could not record the end of a job"),
-    }
+    // The run, the log and the token first: whoever sees the job ended finds them final.
     super::finish_run(db, job, outcome.state).await;
     if let Some(jobs_dir) = &state.config.jobs_dir
         && let Ok(file) = tokio::fs::File::open(local_log_path(jobs_dir, job.id)).await
@@ -353,6 +347,13 @@ pub(crate) async fn end(state: &AppState, job: &JobRow, outcome: Outcome) {
         && let Err(e) = crate::accounts::revoke_token(db, &Actor::system("jobs"), token_id, true).await
     {
         tracing::warn!(job = %job.id, error = %e, "could not revoke the job's token");
+    }
+    match repo::transition(&db.pool, job.id, outcome.state, &reason, outcome.exit_code).await {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::warn!(job = %job.id, to = %outcome.state, "the job was no longer in a state that could end so")
+        }
+        Err(e) => tracing::warn!(job = %job.id, error = %e, "could not record the end of a job"),
     }
 }
 

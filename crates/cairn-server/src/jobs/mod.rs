@@ -50,7 +50,8 @@ pub async fn submit(state: &AppState, actor: &Actor, mut submission: Submission)
     if state.config.kubernetes.is_some() && submission.spec.image.is_none() {
         return Err(invalid("jobs run as Kubernetes pods here: the job needs an image"));
     }
-    if let Some(gpus) = local::gpu_count()
+    if state.config.kubernetes.is_none()
+        && let Some(gpus) = local::gpu_count()
         && submission.spec.gpus > gpus
     {
         return Err(invalid(format!(

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cairn_db::jobs::{self as repo, JobRow};
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use futures::{AsyncBufReadExt, StreamExt};
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams};
@@ -220,6 +220,12 @@ impl Executor for Kube {
                             return Event::Waiting(reason);
                         }
                         Some(Event::Ended(outcome)) => {
+                            // A pod that cannot start (its image cannot be pulled) would
+                            // wait for ever: it goes now.
+                            if !finished(&Seen::Present(found)) {
+                                self.delete_pod(&job.pod).await;
+                                job.deleted = true;
+                            }
                             drain(job).await;
                             return Event::Ended(outcome);
                         }
@@ -413,9 +419,18 @@ async fn sweep_finished_pods(state: AppState, kube: Arc<Kube>) {
 
 /// Appends the job container's output to the job's log until the pod has finished,
 /// reconnecting when the stream drops. Lines at or before the last one logged (by this
-/// process or the one before a restart) are skipped.
+/// process or the one before a restart) are skipped; so after a restart, lines printed in
+/// the same millisecond as the last one logged are lost.
 async fn follow_logs(pods: Api<Pod>, name: String, path: PathBuf, mut seen: watch::Receiver<Seen>) {
-    let mut last = last_logged(&path).await;
+    if let Some(dir) = path.parent()
+        && let Err(e) = tokio::fs::create_dir_all(dir).await
+    {
+        return tracing::warn!(pod = name, error = %e, "cannot write the job's log");
+    }
+    // What a previous server process logged (to the millisecond, as the file has it), and
+    // what this one did (to the API server's precision).
+    let resume = last_logged(&path).await;
+    let mut last: Option<DateTime<Utc>> = None;
     let mut file = match tokio::fs::OpenOptions::new().create(true).append(true).open(&path).await {
         Ok(file) => file,
         Err(e) => return tracing::warn!(pod = name, error = %e, "cannot write the job's log"),
@@ -432,12 +447,13 @@ async fn follow_logs(pods: Api<Pod>, name: String, path: PathBuf, mut seen: watc
                 let mut lines = stream.lines();
                 while let Some(Ok(line)) = lines.next().await {
                     let (stamp, text) = split_timestamp(&line);
-                    if let (Some(stamp), Some(last)) = (stamp, last)
-                        && stamp <= last
-                    {
-                        continue;
+                    if let Some(stamp) = stamp {
+                        let logged_before = resume.is_some_and(|r| stamp.trunc_subsecs(3) <= r);
+                        if logged_before || last.is_some_and(|l| stamp <= l) {
+                            continue;
+                        }
+                        last = Some(stamp);
                     }
-                    last = stamp.or(last);
                     let stamp = stamp.unwrap_or_else(Utc::now).to_rfc3339_opts(SecondsFormat::Millis, true);
                     let entry = format!("{stamp} stdout {}\n", text.trim_end_matches(['\n', '\r']));
                     if let Err(e) = file.write_all(entry.as_bytes()).await {
@@ -475,7 +491,13 @@ fn split_timestamp(line: &str) -> (Option<DateTime<Utc>>, &str) {
 
 /// The time of the last line in the job's log file, if any.
 async fn last_logged(path: &Path) -> Option<DateTime<Utc>> {
-    let text = tokio::fs::read_to_string(path).await.ok()?;
-    let line = text.lines().next_back()?;
-    split_timestamp(line).0
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    // The tail is enough: the file can be large.
+    let mut file = tokio::fs::File::open(path).await.ok()?;
+    let len = file.metadata().await.ok()?.len();
+    file.seek(std::io::SeekFrom::Start(len.saturating_sub(64 * 1024))).await.ok()?;
+    let mut tail = Vec::new();
+    file.read_to_end(&mut tail).await.ok()?;
+    let text = String::from_utf8_lossy(&tail);
+    split_timestamp(text.lines().next_back()?).0
 }
