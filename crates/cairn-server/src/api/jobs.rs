@@ -13,7 +13,7 @@ use bytes::Bytes;
 use cairn_core::job::{JobSpec, JobState, SourceRef};
 use cairn_db::jobs::{EventRow, JobRow};
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use utoipa::{IntoParams, ToSchema};
@@ -275,7 +275,12 @@ pub async fn logs(
     let body = match jobs::log_source(&state, id, job.state().is_final()).await {
         LogSource::Stored(key) => match state.storage.get_stream(&key, None).await {
             Ok(download) => Body::from_stream(download.stream),
-            Err(cairn_storage::StorageError::NotFound { .. }) => Body::empty(),
+            // Not stored yet (the executor copies it just after the job ends): the file it
+            // is copied from, when this server ran the job.
+            Err(cairn_storage::StorageError::NotFound { .. }) => match jobs::log_source(&state, id, false).await {
+                LogSource::Local(path) => Body::from(tokio::fs::read(path).await.map_err(ApiError::internal)?),
+                _ => Body::empty(),
+            },
             Err(e) => return Err(DatasetError::from(e).into()),
         },
         LogSource::Local(path) if q.follow => Body::from_stream(follow(state.clone(), id, path)),
@@ -329,12 +334,32 @@ fn wait_then_follow(state: AppState, id: Uuid) -> impl futures::Stream<Item = st
             let finished = jobs::get(&state.db, id).await.map_or(true, |j| j.state().is_final());
             match jobs::log_source(&state, id, finished).await {
                 LogSource::Local(path) => return follow(state, id, path).boxed(),
-                LogSource::Stored(_) => return futures::stream::empty().boxed(),
+                // It ran and ended between two looks: all of its log at once.
+                LogSource::Stored(key) => {
+                    let log = ended_log(&state, id, &key).await;
+                    return futures::stream::once(async move { log.map(Bytes::from) }).boxed();
+                }
                 LogSource::Nothing => tokio::time::sleep(FOLLOW_POLL).await,
             }
         }
     })
     .flatten()
+}
+
+/// An ended job's whole log: from storage, or while the executor has not copied it there
+/// yet (it does just after the job ends), from the file it is copied from.
+async fn ended_log(state: &AppState, id: Uuid, key: &cairn_storage::ArtifactPath) -> std::io::Result<Vec<u8>> {
+    match state.storage.get_stream(key, None).await {
+        Ok(download) => {
+            let chunks: Vec<Bytes> = download.stream.try_collect().await.map_err(std::io::Error::other)?;
+            Ok(chunks.concat())
+        }
+        Err(cairn_storage::StorageError::NotFound { .. }) => match jobs::log_source(state, id, false).await {
+            LogSource::Local(path) => tokio::fs::read(path).await,
+            _ => Ok(Vec::new()),
+        },
+        Err(e) => Err(std::io::Error::other(e)),
+    }
 }
 
 async fn read_from(path: &std::path::Path, offset: u64) -> std::io::Result<Vec<u8>> {

@@ -13,13 +13,19 @@ use super::{Api, ClientArgs};
 
 #[derive(Subcommand)]
 pub enum JobCommand {
-    /// Queue a job and print its id: `cairn job submit [OPTIONS] -- COMMAND ARGS...`
+    /// Queue a job and print its id: `cairn job submit [OPTIONS] -- COMMAND ARGS...`, or from a
+    /// template: `cairn job submit --template NAME[@VERSION] [--param K=V]...`
     Submit {
-        /// The experiment its run goes to, by name or id (default: Default)
+        /// A job template, NAME (its latest version) or NAME@VERSION: its spec with the
+        /// given --param, --gpus and --dataset changes; the job records the template version
+        #[arg(long, conflicts_with_all = ["env", "timeout"])]
+        template: Option<String>,
+        /// The experiment its run goes to, by name or id (default: the template's, or Default)
         #[arg(long)]
         experiment: Option<String>,
-        #[arg(long, default_value_t = 0)]
-        gpus: u32,
+        /// GPUs the job needs (default: the template's, or 0)
+        #[arg(long)]
+        gpus: Option<u32>,
         /// A dataset input, NAME or NAME@VERSION (repeatable); NAME is pinned to its latest version now
         #[arg(long = "dataset")]
         datasets: Vec<String>,
@@ -39,7 +45,7 @@ pub enum JobCommand {
         follow: bool,
         #[command(flatten)]
         client: ClientArgs,
-        #[arg(last = true, required = true)]
+        #[arg(last = true, required_unless_present = "template", conflicts_with = "template")]
         command: Vec<String>,
     },
     /// List jobs, newest first
@@ -92,17 +98,87 @@ pub enum JobCommand {
     },
 }
 
+/// `--experiment` as an id (all digits) or a name.
+fn set_experiment(body: &mut Value, experiment: Option<String>) {
+    match experiment {
+        Some(e) if e.chars().all(|c| c.is_ascii_digit()) => body["experiment_id"] = json!(e),
+        Some(e) => body["experiment_name"] = json!(e),
+        None => {}
+    }
+}
+
+/// `NAME` or `NAME@VERSION`, checked before it goes into a URL path.
+fn template_reference(raw: &str) -> anyhow::Result<(&str, Option<u32>)> {
+    let (name, version) = match raw.rsplit_once('@') {
+        Some((name, version)) => {
+            let number = version.parse::<u32>().ok().filter(|v| *v >= 1);
+            let number = number.with_context(|| format!("{raw:?}: a template version is a number 1, 2, ..."))?;
+            (name, Some(number))
+        }
+        None => (raw, None),
+    };
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) {
+        bail!("{name:?} is not a template name: letters, digits, '.', '_' and '-'");
+    }
+    Ok((name, version))
+}
+
 fn key_value(s: &str) -> Result<(String, String), String> {
     s.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).ok_or_else(|| format!("{s:?} is not K=V"))
 }
 
 pub async fn run(command: JobCommand) -> anyhow::Result<std::process::ExitCode> {
     match command {
-        JobCommand::Submit { experiment, gpus, datasets, params, env, timeout, priority, follow, client, command } => {
+        JobCommand::Submit {
+            template: Some(template),
+            experiment,
+            gpus,
+            datasets,
+            params,
+            priority,
+            follow,
+            client,
+            ..
+        } => {
+            let api = Api::new(&client)?;
+            let (name, version) = template_reference(&template)?;
+            let mut body = json!({
+                "params": params.into_iter().collect::<BTreeMap<_, _>>(),
+                "datasets": datasets,
+                "priority": priority,
+            });
+            if let Some(version) = version {
+                body["version"] = json!(version);
+            }
+            if let Some(gpus) = gpus {
+                body["gpus"] = json!(gpus);
+            }
+            set_experiment(&mut body, experiment);
+            let job: Value =
+                api.json(api.request(Method::POST, &format!("/job-templates/{name}/jobs")).json(&body)).await?;
+            let id = text(&job["id"]);
+            println!("{id}");
+            if follow {
+                return follow_to_end(&api, &id).await;
+            }
+        }
+        JobCommand::Submit {
+            template: None,
+            experiment,
+            gpus,
+            datasets,
+            params,
+            env,
+            timeout,
+            priority,
+            follow,
+            client,
+            command,
+        } => {
             let api = Api::new(&client)?;
             let mut body = json!({
                 "command": command,
-                "gpus": gpus,
+                "gpus": gpus.unwrap_or(0),
                 "datasets": datasets,
                 "params": params.into_iter().collect::<BTreeMap<_, _>>(),
                 "env": env.into_iter().collect::<BTreeMap<_, _>>(),
@@ -111,11 +187,7 @@ pub async fn run(command: JobCommand) -> anyhow::Result<std::process::ExitCode> 
             if let Some(timeout) = timeout {
                 body["timeout_secs"] = json!(timeout);
             }
-            match experiment {
-                Some(e) if e.chars().all(|c| c.is_ascii_digit()) => body["experiment_id"] = json!(e),
-                Some(e) => body["experiment_name"] = json!(e),
-                None => {}
-            }
+            set_experiment(&mut body, experiment);
             let job: Value = api.json(api.request(Method::POST, "/jobs").json(&body)).await?;
             let id = text(&job["id"]);
             println!("{id}");

@@ -4,6 +4,7 @@
 
 mod admin;
 mod dataset;
+mod job;
 mod serve;
 
 use std::io::{BufRead, BufReader};
