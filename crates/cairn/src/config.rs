@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use cairn_server::{Secret, ServerConfig};
+use std::collections::BTreeMap;
+
+use cairn_server::{KubernetesConfig, Secret, ServerConfig, Toleration};
 use clap::Args;
 use serde::Deserialize;
 
@@ -49,6 +51,37 @@ pub struct ServeArgs {
     /// Request timeout in seconds [default: 60]
     #[arg(long, env = "CAIRN_REQUEST_TIMEOUT_SECS")]
     pub request_timeout_secs: Option<String>,
+    #[command(flatten)]
+    pub kubernetes: KubernetesArgs,
+}
+
+/// Settings of the Kubernetes executor (`--executor kubernetes`).
+#[derive(Args, Debug, Clone, Default)]
+pub struct KubernetesArgs {
+    /// Kubernetes API server URL [default: in-cluster service account, else KUBECONFIG]
+    #[arg(long, env = "CAIRN_K8S_API_URL")]
+    pub k8s_api_url: Option<String>,
+    /// Namespace of jobs' pods and secrets [default: default]
+    #[arg(long, env = "CAIRN_K8S_NAMESPACE")]
+    pub k8s_namespace: Option<String>,
+    /// Cairn's own image, for the init containers that pull jobs' datasets (required with --executor kubernetes)
+    #[arg(long, env = "CAIRN_K8S_CAIRN_IMAGE")]
+    pub k8s_cairn_image: Option<String>,
+    /// Service account jobs' pods run as [default: none, and no API credentials in the pod]
+    #[arg(long, env = "CAIRN_K8S_SERVICE_ACCOUNT")]
+    pub k8s_service_account: Option<String>,
+    /// Node selector for jobs' pods: KEY=VALUE[,KEY=VALUE...]
+    #[arg(long, env = "CAIRN_K8S_NODE_SELECTOR")]
+    pub k8s_node_selector: Option<String>,
+    /// Tolerations for jobs' pods: KEY[=VALUE][:EFFECT][,...], e.g. nvidia.com/gpu:NoSchedule
+    #[arg(long, env = "CAIRN_K8S_TOLERATIONS")]
+    pub k8s_tolerations: Option<String>,
+    /// Image pull secrets for jobs' pods: NAME[,NAME...]
+    #[arg(long, env = "CAIRN_K8S_IMAGE_PULL_SECRETS")]
+    pub k8s_image_pull_secrets: Option<String>,
+    /// Seconds finished pods are kept before they are deleted [default: 3600]
+    #[arg(long, env = "CAIRN_K8S_POD_RETENTION_SECS")]
+    pub k8s_pod_retention_secs: Option<String>,
 }
 
 /// The optional configuration file. Secrets are not read from it: use the environment
@@ -65,6 +98,25 @@ struct FileConfig {
     public_url: Option<String>,
     max_body_bytes: Option<u64>,
     request_timeout_secs: Option<u64>,
+    #[serde(default)]
+    kubernetes: FileKubernetes,
+}
+
+/// `[kubernetes]` in cairn.toml.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct FileKubernetes {
+    api_url: Option<String>,
+    namespace: Option<String>,
+    cairn_image: Option<String>,
+    service_account: Option<String>,
+    #[serde(default)]
+    node_selector: BTreeMap<String, String>,
+    #[serde(default)]
+    tolerations: Vec<String>,
+    #[serde(default)]
+    image_pull_secrets: Vec<String>,
+    pod_retention_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -294,10 +346,96 @@ pub fn resolve_serve(args: &ServeArgs) -> Result<ResolvedServe, ConfigError> {
         cairn_core::Password::parse(p.expose())
             .map_err(|e| ConfigError(format!("invalid CAIRN_ADMIN_PASSWORD: {e}")))?;
     }
-    if executor == ExecutorKind::Local {
-        server.jobs_dir = Some(data.data_dir.join("jobs"));
+    server.jobs_dir = Some(data.data_dir.join("jobs"));
+    if executor == ExecutorKind::Kubernetes {
+        server.kubernetes = Some(resolve_kubernetes(&args.kubernetes, file.kubernetes)?);
     }
     Ok(ResolvedServe { data, server, storage_url, executor, log_format, admin_password })
+}
+
+/// A Kubernetes name (namespace, service account, secret): a DNS-1123 label or subdomain.
+fn kubernetes_name(value: &str, max: usize) -> bool {
+    !value.is_empty()
+        && value.len() <= max
+        && value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && value.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && value.ends_with(|c: char| c.is_ascii_alphanumeric())
+}
+
+/// `a,b,,c` -> `[a, b, c]`.
+fn list(raw: &str) -> Vec<String> {
+    raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
+}
+
+fn resolve_kubernetes(args: &KubernetesArgs, file: FileKubernetes) -> Result<KubernetesConfig, ConfigError> {
+    let bad = |setting: &str, value: &str, accepted: &str| {
+        let flag = format!("k8s-{}", setting.replace('_', "-"));
+        let env = format!("CAIRN_K8S_{}", setting.to_uppercase());
+        invalid(&format!("kubernetes.{setting}"), &flag, &env, value, accepted)
+    };
+    let namespace = args.k8s_namespace.clone().or(file.namespace).unwrap_or_else(|| "default".into());
+    if !kubernetes_name(&namespace, 63) || namespace.contains('.') {
+        return Err(bad("namespace", &namespace, "expected a namespace name: lowercase letters, digits and '-'"));
+    }
+    let cairn_image = args.k8s_cairn_image.clone().or(file.cairn_image).unwrap_or_default();
+    if cairn_image.trim().is_empty() || cairn_image.chars().any(char::is_whitespace) {
+        return Err(bad(
+            "cairn_image",
+            &cairn_image,
+            "expected Cairn's image (e.g. registry.example.com/cairn:0.1.0): jobs' datasets are pulled with it",
+        ));
+    }
+    let mut config = KubernetesConfig::new(namespace, cairn_image);
+    config.api_url = args.k8s_api_url.clone().or(file.api_url);
+    if let Some(url) = &config.api_url
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        return Err(bad("api_url", url, "expected an http:// or https:// URL of the API server"));
+    }
+    config.service_account = args.k8s_service_account.clone().or(file.service_account);
+    if let Some(account) = &config.service_account
+        && !kubernetes_name(account, 253)
+    {
+        return Err(bad("service_account", account, "expected a service account name"));
+    }
+    config.node_selector = match &args.k8s_node_selector {
+        Some(raw) => list(raw)
+            .iter()
+            .map(|pair| match pair.split_once('=') {
+                Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+                _ => Err(bad("node_selector", raw, "expected KEY=VALUE[,KEY=VALUE...]")),
+            })
+            .collect::<Result<_, _>>()?,
+        None => file.node_selector,
+    };
+    let tolerations = match &args.k8s_tolerations {
+        Some(raw) => list(raw),
+        None => file.tolerations,
+    };
+    config.tolerations = tolerations
+        .iter()
+        .map(|t| Toleration::parse(t).map_err(|e| bad("tolerations", t, &format!("{e}"))))
+        .collect::<Result<_, _>>()?;
+    config.image_pull_secrets = match &args.k8s_image_pull_secrets {
+        Some(raw) => list(raw),
+        None => file.image_pull_secrets,
+    };
+    if let Some(name) = config.image_pull_secrets.iter().find(|n| !kubernetes_name(n, 253)) {
+        return Err(bad("image_pull_secrets", name, "expected secret names separated by ','"));
+    }
+    let retention = number(
+        args.k8s_pod_retention_secs.as_deref(),
+        file.pod_retention_secs,
+        3600,
+        |v| {
+            (v <= 30 * 24 * 3600)
+                .then_some(v)
+                .ok_or_else(|| bad("pod_retention_secs", &v.to_string(), "expected seconds from 0 to 2592000"))
+        },
+        |raw| bad("pod_retention_secs", raw, "expected a whole number of seconds"),
+    )?;
+    config.pod_retention = Duration::from_secs(retention);
+    Ok(config)
 }
 
 /// A number from a flag/env string, else the file, else the default, checked by `check`.
@@ -360,6 +498,109 @@ mod tests {
         ];
         for (args, needle) in cases {
             let err = serve(args).expect_err(needle).to_string();
+            assert!(err.contains(needle), "{err}");
+            assert_eq!(err.lines().count(), 1, "one line: {err}");
+        }
+    }
+
+    fn kubernetes(k8s: KubernetesArgs) -> Result<ResolvedServe, ConfigError> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = DataArgs { data_dir: Some(dir.path().into()), ..Default::default() };
+        serve(ServeArgs { data, executor: Some("kubernetes".into()), kubernetes: k8s, ..Default::default() })
+    }
+
+    #[test]
+    fn kubernetes_settings_come_from_flags_or_the_file() {
+        let k8s = KubernetesArgs {
+            k8s_cairn_image: Some("registry.example.com/cairn:1".into()),
+            k8s_namespace: Some("ml-jobs".into()),
+            k8s_node_selector: Some("pool=gpu,zone=a".into()),
+            k8s_tolerations: Some("nvidia.com/gpu:NoSchedule,dedicated=ml".into()),
+            k8s_image_pull_secrets: Some("regcred".into()),
+            k8s_pod_retention_secs: Some("60".into()),
+            ..Default::default()
+        };
+        let resolved = kubernetes(k8s).expect("valid");
+        let config = resolved.server.kubernetes.expect("kubernetes settings");
+        assert_eq!(config.namespace, "ml-jobs");
+        assert_eq!(config.node_selector.len(), 2);
+        assert_eq!(config.tolerations[0], Toleration::parse("nvidia.com/gpu:NoSchedule").expect("valid"));
+        assert_eq!(config.tolerations[1].value.as_deref(), Some("ml"));
+        assert_eq!(config.image_pull_secrets, ["regcred"]);
+        assert_eq!(config.pod_retention, Duration::from_secs(60));
+        assert_eq!(config.api_url, None, "in-cluster or KUBECONFIG by default");
+        assert!(resolved.server.jobs_dir.is_some(), "logs are kept in the data dir");
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("cairn.toml");
+        std::fs::write(
+            &file,
+            "executor = \"kubernetes\"\n[kubernetes]\ncairn_image = \"cairn:1\"\nnamespace = \"jobs\"\n\
+             tolerations = [\"gpu:NoExecute\"]\n[kubernetes.node_selector]\npool = \"gpu\"\n",
+        )
+        .expect("write");
+        let data = DataArgs { config: Some(file), data_dir: Some(dir.path().into()), database_url: None };
+        let config = serve(ServeArgs { data, ..Default::default() }).expect("valid").server.kubernetes.expect("k8s");
+        assert_eq!((config.namespace.as_str(), config.node_selector["pool"].as_str()), ("jobs", "gpu"));
+        assert_eq!(config.tolerations[0].effect.as_deref(), Some("NoExecute"));
+    }
+
+    #[test]
+    fn wrong_kubernetes_settings_name_the_setting() {
+        let image = || Some("cairn:1".to_owned());
+        let cases = [
+            (KubernetesArgs::default(), "`kubernetes.cairn_image`"),
+            (
+                KubernetesArgs {
+                    k8s_cairn_image: image(),
+                    k8s_namespace: Some("ML_Jobs".into()),
+                    ..Default::default()
+                },
+                "CAIRN_K8S_NAMESPACE",
+            ),
+            (
+                KubernetesArgs {
+                    k8s_cairn_image: image(),
+                    k8s_node_selector: Some("pool".into()),
+                    ..Default::default()
+                },
+                "KEY=VALUE",
+            ),
+            (
+                KubernetesArgs {
+                    k8s_cairn_image: image(),
+                    k8s_tolerations: Some("gpu:Sometimes".into()),
+                    ..Default::default()
+                },
+                "NoSchedule",
+            ),
+            (
+                KubernetesArgs {
+                    k8s_cairn_image: image(),
+                    k8s_api_url: Some("localhost:6443".into()),
+                    ..Default::default()
+                },
+                "--k8s-api-url",
+            ),
+            (
+                KubernetesArgs {
+                    k8s_cairn_image: image(),
+                    k8s_pod_retention_secs: Some("soon".into()),
+                    ..Default::default()
+                },
+                "`kubernetes.pod_retention_secs`",
+            ),
+            (
+                KubernetesArgs {
+                    k8s_cairn_image: image(),
+                    k8s_image_pull_secrets: Some("Bad Name".into()),
+                    ..Default::default()
+                },
+                "image_pull_secrets",
+            ),
+        ];
+        for (args, needle) in cases {
+            let err = kubernetes(args).expect_err(needle).to_string();
             assert!(err.contains(needle), "{err}");
             assert_eq!(err.lines().count(), 1, "one line: {err}");
         }

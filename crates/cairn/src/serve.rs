@@ -13,7 +13,7 @@ use cairn_server::accounts::{self, Bootstrap};
 use cairn_storage::Storage;
 
 use crate::admin::open_database;
-use crate::config::{self, ExecutorKind, ServeArgs};
+use crate::config::{self, ServeArgs};
 use crate::telemetry;
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -37,10 +37,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             println!("(also saved to {}, readable only by you; this is shown once)", password_file.display());
         }
     }
-    if resolved.executor == ExecutorKind::Kubernetes {
-        tracing::warn!(
-            "the kubernetes executor is selected, but this build has no Kubernetes executor yet: jobs stay queued"
-        );
+    if let Some(kubernetes) = &resolved.server.kubernetes {
+        tracing::info!(namespace = %kubernetes.namespace, "jobs run as Kubernetes pods");
     }
 
     let storage = Storage::from_url(&resolved.storage_url)?;
