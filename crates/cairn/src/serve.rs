@@ -13,7 +13,7 @@ use cairn_server::accounts::{self, Bootstrap};
 use cairn_storage::Storage;
 
 use crate::admin::open_database;
-use crate::config::{self, ServeArgs};
+use crate::config::{self, ExecutorKind, ServeArgs};
 use crate::telemetry;
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -37,8 +37,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             println!("(also saved to {}, readable only by you; this is shown once)", password_file.display());
         }
     }
-    if let Some(kubernetes) = &resolved.server.kubernetes {
-        tracing::info!(namespace = %kubernetes.namespace, "jobs run as Kubernetes pods");
+    match (resolved.executor, &resolved.server.kubernetes) {
+        (ExecutorKind::Kubernetes, Some(k8s)) => {
+            tracing::info!(namespace = %k8s.namespace, "jobs run as Kubernetes pods")
+        }
+        _ => tracing::info!("jobs run as processes on this host"),
     }
 
     let storage = Storage::from_url(&resolved.storage_url)?;

@@ -93,3 +93,14 @@ Checks on required values; included by the Deployment.
 {{- fail (printf "config.executor must be \"kubernetes\" or \"local\", got %q" (.Values.config.executor | toString)) }}
 {{- end }}
 {{- end }}
+
+{{/*
+A map as KEY=VALUE,KEY=VALUE (sorted keys), for CAIRN_K8S_NODE_SELECTOR.
+*/}}
+{{- define "cairn.keyValues" -}}
+{{- $pairs := list -}}
+{{- range $k, $v := . -}}
+{{- $pairs = append $pairs (printf "%s=%s" $k $v) -}}
+{{- end -}}
+{{- join "," $pairs -}}
+{{- end -}}
