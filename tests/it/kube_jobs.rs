@@ -49,6 +49,20 @@ fn dirs() -> Dirs {
     Dirs { jobs: tempfile::tempdir().expect("jobs dir"), storage: tempfile::tempdir().expect("storage dir") }
 }
 
+/// The fake with one GPU node of `gpus` GPUs, and a server that uses it.
+async fn setup(gpus: u32) -> (KubeFake, Dirs, StoppableApp, Jobs) {
+    let fake = KubeFake::start(vec![gpu_node("gpu-a", gpus)]).await;
+    let dirs = dirs();
+    let server = start(&fake, None, &dirs).await;
+    let jobs = jobs_api(&server).await;
+    (fake, dirs, server, jobs)
+}
+
+async fn job_count(jobs: &Jobs) -> usize {
+    let all = jobs.json(reqwest::Method::GET, "/jobs", None, 200).await;
+    all["jobs"].as_array().map_or(0, Vec::len)
+}
+
 async fn jobs_api(app: &StoppableApp) -> Jobs {
     Jobs { app: app.app.handle(), token: app.app.admin_token().await, _dir: tempfile::tempdir().expect("dir") }
 }
@@ -78,10 +92,7 @@ async fn log_of(jobs: &Jobs, id: &str) -> String {
 
 #[tokio::test]
 async fn a_job_runs_as_a_pod_with_its_image_gpus_env_token_secret_and_datasets() {
-    let fake = KubeFake::start(vec![gpu_node("gpu-a", 2)]).await;
-    let dirs = dirs();
-    let server = start(&fake, None, &dirs).await;
-    let jobs = jobs_api(&server).await;
+    let (fake, _dirs, _server, jobs) = setup(2).await;
     let owner = Client::as_role(&jobs.app, "ds-owner", UserRole::Member).await;
     let (status, version) = owner.push("mnist", &[("train.csv", b"a,b\n1,2\n")]).await;
     assert_eq!(status, 201, "{version}");
@@ -186,10 +197,7 @@ async fn a_job_runs_as_a_pod_with_its_image_gpus_env_token_secret_and_datasets()
 
 #[tokio::test]
 async fn pod_failures_become_job_failures_with_the_reason() {
-    let fake = KubeFake::start(vec![gpu_node("gpu-a", 4)]).await;
-    let dirs = dirs();
-    let server = start(&fake, None, &dirs).await;
-    let jobs = jobs_api(&server).await;
+    let (fake, _dirs, _server, jobs) = setup(4).await;
     let image = "ghcr.io/acme/train:1";
     let oom = jobs.submit(json!({"command": ["train"], "image": image})).await;
     let crash = jobs.submit(json!({"command": ["train"], "image": image})).await;
@@ -220,16 +228,12 @@ async fn pod_failures_become_job_failures_with_the_reason() {
     assert!(events.iter().any(|r| r.contains("ErrImagePull")), "the first pull error is noted: {events:?}");
     assert!(fake.pod_of(&missing).is_none(), "a pod that can never start is deleted");
 
-    let all = jobs.json(reqwest::Method::GET, "/jobs", None, 200).await;
-    assert_eq!(all["jobs"].as_array().map(Vec::len), Some(3), "nothing was retried: {all}");
+    assert_eq!(job_count(&jobs).await, 3, "nothing was retried");
 }
 
 #[tokio::test]
 async fn gpu_jobs_wait_for_capacity_with_the_schedulers_reason_and_cancel_deletes_pods() {
-    let fake = KubeFake::start(vec![gpu_node("gpu-a", 1)]).await;
-    let dirs = dirs();
-    let server = start(&fake, None, &dirs).await;
-    let jobs = jobs_api(&server).await;
+    let (fake, _dirs, _server, jobs) = setup(1).await;
     let image = "ghcr.io/acme/train:1";
     let first = jobs.submit(json!({"command": ["train"], "image": image, "gpus": 1})).await;
     jobs.wait_for(&first, Some("running")).await;
@@ -268,10 +272,7 @@ async fn gpu_jobs_wait_for_capacity_with_the_schedulers_reason_and_cancel_delete
 
 #[tokio::test]
 async fn an_evicted_job_is_retried_once_and_not_twice() {
-    let fake = KubeFake::start(vec![gpu_node("gpu-a", 1)]).await;
-    let dirs = dirs();
-    let server = start(&fake, None, &dirs).await;
-    let jobs = jobs_api(&server).await;
+    let (fake, _dirs, _server, jobs) = setup(1).await;
     let id = jobs.submit(json!({"command": ["train"], "image": "ghcr.io/acme/train:1"})).await;
     jobs.wait_for(&id, Some("running")).await;
     fake.evict(&fake.wait_pod(&id).await);
@@ -289,8 +290,7 @@ async fn an_evicted_job_is_retried_once_and_not_twice() {
     fake.evict(&fake.wait_pod(&retry).await);
     let again = jobs.wait_for(&retry, None).await;
     assert!(again["reason"].as_str().unwrap_or("").contains("not retried a second time"), "{again}");
-    let all = jobs.json(reqwest::Method::GET, "/jobs", None, 200).await;
-    assert_eq!(all["jobs"].as_array().map(Vec::len), Some(2), "{all}");
+    assert_eq!(job_count(&jobs).await, 2, "one retry only");
 }
 
 #[tokio::test]

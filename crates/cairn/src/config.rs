@@ -414,7 +414,7 @@ fn resolve_kubernetes(args: &KubernetesArgs, file: FileKubernetes) -> Result<Kub
     };
     config.tolerations = tolerations
         .iter()
-        .map(|t| Toleration::parse(t).map_err(|e| bad("tolerations", t, &format!("{e}"))))
+        .map(|t| Toleration::parse(t).map_err(|e| bad("tolerations", t, &e)))
         .collect::<Result<_, _>>()?;
     config.image_pull_secrets = match &args.k8s_image_pull_secrets {
         Some(raw) => list(raw),
