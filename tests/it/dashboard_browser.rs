@@ -584,3 +584,80 @@ async fn in_chromium_open_a_dataset_and_a_provenance_page() {
         panic!("{e:#} (screenshot of the failure in {})", artifacts_dir().display());
     }
 }
+
+/// Log in, open the run of a finished job, click Retrain, change a param and submit; the
+/// new job's page follows its log live (joblog.js) until the job ends and the page shows
+/// its final state; its run names the run it retrains.
+async fn retrain_scenario(client: &Client, app: &TestApp, run: &str) -> Result<()> {
+    let wait = |locator| client.wait().at_most(Duration::from_secs(20)).for_element(locator);
+    client.goto(&app.at("/login")).await?;
+    client.find(Locator::Id("username")).await?.send_keys("admin").await?;
+    client.find(Locator::Id("password")).await?.send_keys(ADMIN_PASSWORD).await?;
+    client.find(Locator::Css("form button[type=submit]")).await?.click().await?;
+    wait(Locator::Css("header.top")).await?;
+    client.goto(&app.at(&format!("/runs/{run}"))).await?;
+    wait(Locator::LinkText("Retrain…")).await?.click().await?;
+    wait(Locator::Id("param.lr")).await?;
+    ensure!(client.current_url().await?.path() == format!("/runs/{run}/retrain"));
+    let lr = client.find(Locator::Id("param.lr")).await?;
+    ensure!(lr.prop("value").await?.as_deref() == Some("0.1"), "the old value is prefilled");
+    lr.clear().await?;
+    lr.send_keys("0.5").await?;
+    screenshot(client, "retrain-form-light").await?;
+    client.find(Locator::Css("form.stack button[type=submit]")).await?.click().await?;
+
+    wait(Locator::Id("job-log")).await?;
+    let path = client.current_url().await?.path().to_owned();
+    ensure!(path.starts_with("/jobs/") && !path.ends_with(run), "the new job's page: {path}");
+    eventually(
+        client,
+        "the live log",
+        "return document.getElementById('job-log').textContent.includes('epoch 1 lr=0.5')",
+    )
+    .await?;
+    let note = client.find(Locator::Id("log-note")).await?.text().await?;
+    ensure!(note == "Following the log live.", "followed by joblog.js, not a reload: {note:?}");
+    screenshot(client, "job-running-light").await?;
+    // When the job ends the script reloads the page: the final state, no more following.
+    eventually(client, "the job's end", "return document.querySelector('#job-state .status.finished') !== null")
+        .await?;
+    let log = client.find(Locator::Id("job-log")).await?.text().await?;
+    ensure!(log.contains("stdout epoch 1 lr=0.5") && log.contains("stdout done"), "the whole log: {log}");
+    ensure!(client.find_all(Locator::Css("#job-log[data-follow]")).await?.is_empty());
+    screenshot(client, "job-light").await?;
+
+    client.find(Locator::Css(".page-head a[href^=\"/runs/\"]")).await?.click().await?;
+    wait(Locator::Css("dl.facts")).await?;
+    let facts = texts(client, "dl.facts > div").await?;
+    ensure!(
+        facts.iter().any(|f| f.to_lowercase().starts_with("retrains run") && f.contains(run)),
+        "linked to the old run: {facts:?}"
+    );
+    let params = texts(client, "#params tbody tr").await?;
+    ensure!(params.iter().any(|p| p.contains("lr") && p.contains("0.5")), "the changed param: {params:?}");
+    client.find(Locator::Css(&format!("dl.facts a[href=\"/runs/{run}\"]"))).await?.click().await?;
+    wait(Locator::LinkText("Retrain…")).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn in_chromium_retrain_a_finished_job_with_a_changed_param_and_follow_its_log() {
+    let api = crate::job_templates::Api::start().await;
+    let body = json!({"command": ["sh", "-c", "echo epoch 1 lr={{lr}}; sleep 2; echo done"], "params": {"lr": "0.1"}});
+    let job = api.json(reqwest::Method::POST, "/jobs", Some(body), 201).await;
+    let ended = api.wait_for_end(job["id"].as_str().expect("id")).await;
+    assert_eq!(ended["state"], "succeeded", "{ended}");
+    let run = ended["run_id"].as_str().expect("run").to_owned();
+    let driver = Driver::start().await;
+    let profile = tempfile::tempdir().expect("profile dir");
+    let client = open_browser(&driver, profile.path()).await;
+    let outcome = retrain_scenario(&client, &api.app, &run).await;
+    if outcome.is_err() {
+        let _ = screenshot(&client, "retrain-failure").await;
+    }
+    let _ = client.close().await;
+    drop(driver);
+    if let Err(e) = outcome {
+        panic!("{e:#} (screenshot of the failure in {})", artifacts_dir().display());
+    }
+}

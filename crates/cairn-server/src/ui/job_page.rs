@@ -29,6 +29,8 @@ struct Fact {
     value: String,
     url: Option<String>,
     code: bool,
+    /// A moment, shown in the reader's time zone.
+    time: Option<When>,
 }
 
 struct EventLine {
@@ -66,7 +68,15 @@ struct JobPage {
 }
 
 fn fact(label: &'static str, value: impl Into<String>) -> Fact {
-    Fact { label, value: value.into(), url: None, code: false }
+    Fact { label, value: value.into(), url: None, code: false, time: None }
+}
+
+fn time_fact(label: &'static str, at: chrono::DateTime<chrono::Utc>) -> Fact {
+    Fact { time: Some(when(at)), ..fact(label, "") }
+}
+
+fn link_fact(label: &'static str, value: String, url: String, code: bool) -> Fact {
+    Fact { url: Some(url), code, ..fact(label, value) }
 }
 
 /// A job id from a page's path; anything else names no job.
@@ -88,13 +98,13 @@ pub async fn page(
     let (state_label, state_class) = state_badge(&job.state);
     let mut facts = vec![
         fact("Submitted by", job.created_by.clone().unwrap_or_else(|| "—".into())),
-        fact("Submitted", when(job.created_at).text),
+        time_fact("Submitted", job.created_at),
     ];
     if let Some(at) = job.started_at {
-        facts.push(fact("Started", when(at).text));
+        facts.push(time_fact("Started", at));
     }
     if let Some(at) = job.finished_at {
-        facts.push(fact("Ended", when(at).text));
+        facts.push(time_fact("Ended", at));
     }
     if let Some(d) = job_duration(job.started_at, job.finished_at) {
         facts.push(fact("Duration", d));
@@ -105,37 +115,17 @@ pub async fn page(
     facts.push(fact("GPUs", job.gpus.to_string()));
     facts.push(fact("Priority", job.priority.to_string()));
     facts.push(fact("Timeout", format!("{} s", job.spec.timeout_secs)));
-    facts.push(Fact {
-        label: "Experiment",
-        value: experiment.name,
-        url: Some(links::experiment(experiment.id)),
-        code: false,
-    });
-    facts.push(Fact {
-        label: "Run",
-        value: job.run_uuid.simple().to_string(),
-        url: Some(links::run(&job.run_uuid)),
-        code: true,
-    });
+    facts.push(link_fact("Experiment", experiment.name, links::experiment(experiment.id), false));
+    facts.push(link_fact("Run", job.run_uuid.simple().to_string(), links::run(&job.run_uuid), true));
     if let Some((name, version)) = template {
-        facts.push(Fact {
-            label: "Template",
-            value: format!("{name} v{version}"),
-            url: Some(super::job_forms::template_url(&name)),
-            code: false,
-        });
+        facts.push(link_fact("Template", format!("{name} v{version}"), super::job_forms::template_url(&name), false));
     }
     if let Some(origin) = job.origin_job_id {
-        facts.push(Fact {
-            label: "Repeats job",
-            value: origin.simple().to_string()[..8].to_owned(),
-            url: Some(job_url(&origin)),
-            code: true,
-        });
+        facts.push(link_fact("Repeats job", origin.simple().to_string()[..8].to_owned(), job_url(&origin), true));
     }
     if let Some(source) = &job.spec.source {
-        facts.push(Fact { label: "Repository", value: source.repository.clone(), url: None, code: true });
-        facts.push(Fact { label: "Commit", value: source.commit.clone(), url: None, code: true });
+        facts.push(Fact { code: true, ..fact("Repository", source.repository.clone()) });
+        facts.push(Fact { code: true, ..fact("Commit", source.commit.clone()) });
     }
     let spec = &job.spec.0;
     let page = JobPage {
