@@ -7,13 +7,13 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use cairn_core::job::{JobSpec, SourceRef};
+use cairn_core::job::JobSpec;
 use cairn_db::job_templates::TemplateRow;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::jobs::JobView;
+use super::jobs::{JobView, experiment, source};
 use super::openapi::Problem;
 use super::query::ApiQuery;
 use super::{ApiError, ApiJson};
@@ -21,7 +21,7 @@ use crate::audit::{Actor, Audited};
 use crate::job_templates::{self, TemplateInput, TemplateName, TemplateOverrides};
 use crate::job_usage;
 use crate::state::AppState;
-use crate::tracking::{self, parse_experiment_id};
+use crate::tracking;
 
 #[derive(Serialize, ToSchema)]
 pub struct TemplateView {
@@ -78,14 +78,6 @@ pub struct SaveTemplate {
     source_commit: Option<String>,
 }
 
-async fn experiment(state: &AppState, id: Option<&str>, name: Option<&str>) -> Result<Option<i64>, ApiError> {
-    Ok(match (id, name) {
-        (Some(id), _) => Some(parse_experiment_id(id)?),
-        (None, Some(name)) => Some(tracking::get_experiment_by_name(&state.db, name).await?.0.id),
-        (None, None) => None,
-    })
-}
-
 /// Saves a template: a new name gets version 1, an existing one its next version.
 #[utoipa::path(post, path = "/job-templates", tag = "jobs", request_body = SaveTemplate, responses(
     (status = 201, body = TemplateView),
@@ -99,16 +91,7 @@ pub async fn save(
 ) -> Result<Response, ApiError> {
     let name = TemplateName::parse(&body.name)?;
     let experiment_id = experiment(&state, body.experiment_id.as_deref(), body.experiment_name.as_deref()).await?;
-    let source = match (body.source_repository, body.source_commit) {
-        (Some(repository), Some(commit)) => Some(SourceRef { repository, commit }),
-        (None, None) => None,
-        _ => {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "give both source_repository and source_commit, or neither",
-            ));
-        }
-    };
+    let source = source(body.source_repository, body.source_commit)?;
     let spec = JobSpec {
         command: body.command,
         image: body.image,

@@ -133,21 +133,9 @@ pub async fn submit(
     actor: Actor,
     ApiJson(body): ApiJson<SubmitJob>,
 ) -> Result<Response, ApiError> {
-    let experiment_id = match (&body.experiment_id, &body.experiment_name) {
-        (Some(id), _) => parse_experiment_id(id)?,
-        (None, Some(name)) => tracking::get_experiment_by_name(&state.db, name).await?.0.id,
-        (None, None) => 0,
-    };
-    let source = match (body.source_repository, body.source_commit) {
-        (Some(repository), Some(commit)) => Some(SourceRef { repository, commit }),
-        (None, None) => None,
-        _ => {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "give both source_repository and source_commit, or neither",
-            ));
-        }
-    };
+    let experiment_id =
+        experiment(&state, body.experiment_id.as_deref(), body.experiment_name.as_deref()).await?.unwrap_or(0);
+    let source = source(body.source_repository, body.source_commit)?;
     let spec = JobSpec {
         command: body.command,
         image: body.image,
@@ -161,6 +149,31 @@ pub async fn submit(
     let submission = Submission { experiment_id, spec, priority: body.priority, origin: None };
     let job = jobs::submit(&state, &actor, submission).await?;
     Ok((StatusCode::CREATED, Extension(Audited), Json(JobView::from(job))).into_response())
+}
+
+/// The experiment given by id or by name; `None` when neither is given.
+pub(super) async fn experiment(
+    state: &AppState,
+    id: Option<&str>,
+    name: Option<&str>,
+) -> Result<Option<i64>, ApiError> {
+    Ok(match (id, name) {
+        (Some(id), _) => Some(parse_experiment_id(id)?),
+        (None, Some(name)) => Some(tracking::get_experiment_by_name(&state.db, name).await?.0.id),
+        (None, None) => None,
+    })
+}
+
+/// A spec's source from `source_repository` and `source_commit`: both or neither.
+pub(super) fn source(repository: Option<String>, commit: Option<String>) -> Result<Option<SourceRef>, ApiError> {
+    match (repository, commit) {
+        (Some(repository), Some(commit)) => Ok(Some(SourceRef { repository, commit })),
+        (None, None) => Ok(None),
+        _ => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "give both source_repository and source_commit, or neither",
+        )),
+    }
 }
 
 #[derive(Deserialize, IntoParams)]
