@@ -41,6 +41,12 @@ def _api(server, method, path, expect=(200, 201), **kwargs):
     return resp.json()
 
 
+def _push_csv(server, name: str, csv: bytes) -> None:
+    sha = hashlib.sha256(csv).hexdigest()
+    _api(server, "PUT", f"/blobs/{sha}", data=csv)
+    _api(server, "POST", f"/datasets/{name}/versions", json={"files": [{"path": "train.csv", "size": len(csv), "sha256": sha}]})
+
+
 def _wait(server, job_id: str, timeout: float = 120.0) -> dict:
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -53,10 +59,7 @@ def _wait(server, job_id: str, timeout: float = 120.0) -> dict:
 
 def test_a_training_script_logs_into_the_jobs_run(server, client, tmp_path: Path, unique):
     name = unique("data")
-    csv = b"x,y\n1,0\n2,1\n3,0\n"
-    sha = hashlib.sha256(csv).hexdigest()
-    _api(server, "PUT", f"/blobs/{sha}", data=csv)
-    _api(server, "POST", f"/datasets/{name}/versions", json={"files": [{"path": "train.csv", "size": len(csv), "sha256": sha}]})
+    _push_csv(server, name, b"x,y\n1,0\n2,1\n3,0\n")
     script = tmp_path / "train.py"
     script.write_text(TRAIN)
 
@@ -79,10 +82,7 @@ def test_a_training_script_logs_into_the_jobs_run(server, client, tmp_path: Path
 
 def test_a_failing_script_fails_its_job_and_run(server, client, tmp_path: Path, unique):
     name = unique("data")
-    csv = b"x\n1\n"
-    sha = hashlib.sha256(csv).hexdigest()
-    _api(server, "PUT", f"/blobs/{sha}", data=csv)
-    _api(server, "POST", f"/datasets/{name}/versions", json={"files": [{"path": "train.csv", "size": len(csv), "sha256": sha}]})
+    _push_csv(server, name, b"x\n1\n")
     script = tmp_path / "train.py"
     script.write_text(TRAIN)
     spec = {"command": [sys.executable, str(script), "fail"], "params": {"lr": "0.1", "dataset": name}, "datasets": [name]}
