@@ -127,6 +127,20 @@ async fn job_pages_show_state_spec_timeline_log_and_run_with_cancel_and_retry_fo
         "names the job it repeats"
     );
 
+    // Save the finished job's spec as a template; the same name again is its next version.
+    let form = [("csrf_token", csrf.as_str()), ("name", "hello-job"), ("description", "says hello")];
+    let (status, location, _) = post_form(&browser, app, &format!("/jobs/{done}/template"), &form).await;
+    assert_eq!((status, location.as_str()), (303, "/job-templates/hello-job?version=1"));
+    let (_, again_location, _) = post_form(&browser, app, &format!("/jobs/{done}/template"), &form).await;
+    assert_eq!(again_location, "/job-templates/hello-job?version=2");
+    let saved = api.json(Method::GET, "/job-templates/hello-job?version=1", None, 200).await;
+    assert_eq!(saved["spec"], done_job["spec"]);
+    assert_eq!(saved["description"], "says hello");
+    let bad = [("csrf_token", csrf.as_str()), ("name", "no spaces")];
+    let (status, _, refused) = post_form(&browser, app, &format!("/jobs/{done}/template"), &bad).await;
+    assert_eq!(status, 400);
+    assert!(refused.contains("is not a template name"), "{refused}");
+
     // Viewers read the pages but get no forms, and their posts are refused.
     let reader = viewer(app).await;
     let (status, seen) = get(&reader, app, &format!("/jobs/{done}")).await;
@@ -135,8 +149,12 @@ async fn job_pages_show_state_spec_timeline_log_and_run_with_cancel_and_retry_fo
     let (status, _) = get(&reader, app, &format!("/runs/{run_id}/retrain")).await;
     assert_eq!(status, 403);
     let viewer_csrf = cairn_tests::hidden_input(&seen, "csrf_token").expect("csrf");
-    let (status, _, _) = post_form(&reader, app, &format!("/jobs/{done}/retry"), &[("csrf_token", &viewer_csrf)]).await;
-    assert_eq!(status, 403);
+    for action in ["retry", "template"] {
+        let form = [("csrf_token", viewer_csrf.as_str()), ("name", "viewer-template")];
+        let (status, _, _) = post_form(&reader, app, &format!("/jobs/{done}/{action}"), &form).await;
+        assert_eq!(status, 403, "{action}");
+    }
+    assert!(!seen.contains("Save as a job template"));
 
     let (status, missing) = get(&browser, app, "/jobs/not-a-job").await;
     assert_eq!(status, 404);
@@ -147,6 +165,11 @@ async fn job_pages_show_state_spec_timeline_log_and_run_with_cancel_and_retry_fo
             .await
             .expect("audit");
     assert_eq!(actions, ["job.submit", "job.submit", "job.submit", "job.cancel", "job.submit"]);
+    let saves: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE action = 'job_template.save'")
+        .fetch_one(&app.db.pool)
+        .await
+        .expect("audit");
+    assert_eq!(saves, 2);
 }
 
 #[tokio::test]

@@ -1,8 +1,9 @@
 //! A job's page: its state and facts, the resolved spec, the events timeline, a link to its
 //! run and its log. The page carries the log as it is now (a reload without JavaScript shows
 //! more); `joblog.js` follows `/api/v1/jobs/{id}/logs?follow=true` while the job runs.
-//! Members cancel a job that has not ended and retry one that has (CSRF-checked forms; the
-//! service functions audit them).
+//! Members cancel a job that has not ended, retry one that has, and save a job's spec as a
+//! job template (a new version when the name exists); CSRF-checked forms, audited by the
+//! service functions.
 
 use askama::Template;
 use axum::Extension;
@@ -237,9 +238,9 @@ async fn read_tail(path: &std::path::Path) -> Result<Vec<u8>, String> {
 /// A service refusal (the job has already ended) as a page that says why.
 fn refusal(e: crate::datasets::DatasetError) -> HtmlError {
     match e {
-        crate::datasets::DatasetError::Tracking(TrackingError::Invalid(message)) => {
-            HtmlError::page(StatusCode::UNPROCESSABLE_ENTITY, message)
-        }
+        crate::datasets::DatasetError::Tracking(
+            TrackingError::Invalid(message) | TrackingError::AlreadyExists(message),
+        ) => HtmlError::page(StatusCode::UNPROCESSABLE_ENTITY, message),
         other => other.into(),
     }
 }
@@ -268,4 +269,34 @@ pub async fn retry(
     let id = parse_id(&id)?;
     let job = jobs::retry(&state, &actor, id).await.map_err(refusal)?;
     Ok((Extension(Audited), Redirect::to(&job_url(&job.id))).into_response())
+}
+
+#[derive(serde::Deserialize)]
+pub struct SaveTemplateForm {
+    csrf_token: String,
+    name: String,
+    #[serde(default)]
+    description: String,
+}
+
+/// Saves the job's resolved spec as a version of the named template, for its experiment.
+pub async fn save_template(
+    State(state): State<AppState>,
+    user: SessionUser,
+    actor: Actor,
+    Path(id): Path<String>,
+    Form(form): Form<SaveTemplateForm>,
+) -> Result<Response, HtmlError> {
+    user.check_change(&form.csrf_token)?;
+    let job = jobs::get(&state.db, parse_id(&id)?).await?;
+    let name = crate::job_templates::TemplateName::parse(form.name.trim())?;
+    let input = crate::job_templates::TemplateInput {
+        name,
+        description: form.description.replace("\r\n", "\n").trim_end().to_owned(),
+        experiment_id: Some(job.experiment_id),
+        spec: job.spec.0,
+    };
+    let saved = crate::job_templates::save(&state.db, &actor, input).await.map_err(refusal)?;
+    let url = links::url(&super::job_forms::template_url(&saved.name), &[("version", &saved.version.to_string())]);
+    Ok((Extension(Audited), Redirect::to(&url)).into_response())
 }

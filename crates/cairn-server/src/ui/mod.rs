@@ -68,6 +68,7 @@ pub fn router() -> Router<AppState> {
         .route("/jobs/{id}", get(job_page::page))
         .route("/jobs/{id}/cancel", post(job_page::cancel))
         .route("/jobs/{id}/retry", post(job_page::retry))
+        .route("/jobs/{id}/template", post(job_page::save_template))
         .route("/runs/{run_id}/retrain", get(job_forms::retrain_form).post(job_forms::retrain))
         .route("/job-templates", get(job_forms::templates))
         .route("/job-templates/{name}", get(job_forms::template_page).post(job_forms::submit_template))
