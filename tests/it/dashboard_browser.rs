@@ -637,6 +637,22 @@ async fn retrain_scenario(client: &Client, app: &TestApp, run: &str) -> Result<(
     ensure!(params.iter().any(|p| p.contains("lr") && p.contains("0.5")), "the changed param: {params:?}");
     client.find(Locator::Css(&format!("dl.facts a[href=\"/runs/{run}\"]"))).await?.click().await?;
     wait(Locator::LinkText("Retrain…")).await?;
+
+    // The jobs list from the header: both jobs, the usage section; light and dark.
+    client.find(Locator::Css("header.top nav a[href=\"/jobs\"]")).await?.click().await?;
+    wait(Locator::Id("usage-h")).await?;
+    let states = texts(client, "#jobs-h ~ div table tbody td .status").await?;
+    ensure!(states == ["Succeeded", "Succeeded"], "both jobs listed: {states:?}");
+    screenshot(client, "jobs-light").await?;
+    let dark = Cdp {
+        cmd: "Emulation.setEmulatedMedia",
+        params: json!({"features": [{"name": "prefers-color-scheme", "value": "dark"}]}),
+    };
+    client.issue_cmd(dark).await?;
+    screenshot(client, "jobs-dark").await?;
+    client.goto(&app.at(&path)).await?;
+    wait(Locator::Id("job-log")).await?;
+    screenshot(client, "job-dark").await?;
     Ok(())
 }
 

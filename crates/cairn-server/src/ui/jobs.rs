@@ -196,8 +196,9 @@ pub async fn list(
     Ok(render(&page)?.into_response())
 }
 
+/// Hours in about six significant digits (a few seconds still show as more than 0).
 fn hours(seconds: f64) -> String {
-    format!("{:.2}", seconds / 3600.0)
+    display::metric(seconds / 3600.0)
 }
 
 fn usage_line(row: cairn_db::job_usage::UsageRow, by: UsageBy) -> UsageLine {
