@@ -1,4 +1,4 @@
-//! `cairn job submit|list|show|logs|cancel|retry|retrain`.
+//! `cairn job submit|list|show|logs|cancel|retry|retrain` and `cairn job template save|list`.
 
 use std::collections::BTreeMap;
 
@@ -47,6 +47,11 @@ pub enum JobCommand {
         client: ClientArgs,
         #[arg(last = true, required_unless_present = "template", conflicts_with = "template")]
         command: Vec<String>,
+    },
+    /// Save and list job templates (named, versioned specs)
+    Template {
+        #[command(subcommand)]
+        command: TemplateCommand,
     },
     /// List jobs, newest first
     List {
@@ -123,6 +128,101 @@ fn template_reference(raw: &str) -> anyhow::Result<(&str, Option<u32>)> {
     Ok((name, version))
 }
 
+#[derive(Subcommand)]
+pub enum TemplateCommand {
+    /// Save a job template, version 1 for a new name or the next version of an existing one:
+    /// `cairn job template save NAME [OPTIONS] -- COMMAND ARGS...`; prints NAME@VERSION
+    Save {
+        name: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        /// The experiment its jobs' runs go to, by name or id (default: Default)
+        #[arg(long)]
+        experiment: Option<String>,
+        #[arg(long, default_value_t = 0)]
+        gpus: u32,
+        /// A dataset input, NAME (its latest version at each submission) or NAME@VERSION (repeatable)
+        #[arg(long = "dataset")]
+        datasets: Vec<String>,
+        /// A parameter's default K=V (repeatable); submissions may change it
+        #[arg(long = "param", value_parser = key_value)]
+        params: Vec<(String, String)>,
+        /// An environment variable K=V for its jobs (repeatable)
+        #[arg(long = "env", value_parser = key_value)]
+        env: Vec<(String, String)>,
+        /// Seconds before a job is stopped
+        #[arg(long)]
+        timeout: Option<u64>,
+        #[command(flatten)]
+        client: ClientArgs,
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// List job templates (their latest versions)
+    List {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+async fn run_template(command: TemplateCommand) -> anyhow::Result<()> {
+    match command {
+        TemplateCommand::Save {
+            name,
+            description,
+            experiment,
+            gpus,
+            datasets,
+            params,
+            env,
+            timeout,
+            client,
+            command,
+        } => {
+            let api = Api::new(&client)?;
+            let mut body = json!({
+                "name": name,
+                "description": description,
+                "command": command,
+                "gpus": gpus,
+                "datasets": datasets,
+                "params": params.into_iter().collect::<BTreeMap<_, _>>(),
+                "env": env.into_iter().collect::<BTreeMap<_, _>>(),
+            });
+            if let Some(timeout) = timeout {
+                body["timeout_secs"] = json!(timeout);
+            }
+            set_experiment(&mut body, experiment);
+            let saved: Value = api.json(api.request(Method::POST, "/job-templates").json(&body)).await?;
+            println!("{}@{}", text(&saved["name"]), saved["version"]);
+        }
+        TemplateCommand::List { json, client } => {
+            let api = Api::new(&client)?;
+            let answer: Value = api.json(api.request(Method::GET, "/job-templates")).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&answer)?);
+            } else {
+                println!("{:<24} {:>7} {:>4}  {:<24} COMMAND", "NAME", "VERSION", "GPUS", "SAVED");
+                for t in answer["templates"].as_array().into_iter().flatten() {
+                    let command: Vec<String> =
+                        t["spec"]["command"].as_array().into_iter().flatten().map(text).collect();
+                    println!(
+                        "{:<24} {:>7} {:>4}  {:<24} {}",
+                        text(&t["name"]),
+                        t["version"],
+                        t["spec"]["gpus"],
+                        text(&t["created_at"]),
+                        command.join(" ")
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 fn key_value(s: &str) -> Result<(String, String), String> {
     s.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).ok_or_else(|| format!("{s:?} is not K=V"))
 }
@@ -195,6 +295,7 @@ pub async fn run(command: JobCommand) -> anyhow::Result<std::process::ExitCode> 
                 return follow_to_end(&api, &id).await;
             }
         }
+        JobCommand::Template { command } => run_template(command).await?,
         JobCommand::List { state, json, client } => {
             let api = Api::new(&client)?;
             let path = state.map_or_else(|| "/jobs".to_owned(), |s| format!("/jobs?state={s}"));

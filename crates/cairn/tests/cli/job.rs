@@ -1,4 +1,4 @@
-//! `cairn job submit --template` against a real `cairn serve` with its local executor: a
+//! `cairn job template save|list` and `cairn job submit --template` against a real `cairn serve` with its local executor: a
 //! template's latest or named version with changed params, followed to the end, and the
 //! refusals a user can cause.
 
@@ -20,11 +20,10 @@ fn job(server: &Server, token: &str, args: &[&str]) -> Output {
 }
 
 #[tokio::test]
-async fn submit_from_a_template_with_changed_params_runs_that_template_version() {
+async fn templates_saved_from_the_cli_run_their_latest_or_named_version_with_changed_params() {
     let home = tempfile::tempdir().expect("tempdir");
     let server = Server::start(home.path(), &[("CAIRN_ADMIN_PASSWORD", PASSWORD)]);
-    let client = reqwest::Client::new();
-    let created: serde_json::Value = client
+    let created: serde_json::Value = reqwest::Client::new()
         .post(format!("{}/api/v1/tokens", server.url))
         .basic_auth("admin", Some(PASSWORD))
         .json(&serde_json::json!({"name": "cli"}))
@@ -35,17 +34,21 @@ async fn submit_from_a_template_with_changed_params_runs_that_template_version()
         .await
         .expect("json");
     let token = created["token"].as_str().expect("token").to_owned();
-    for script in ["echo v1 lr={{lr}}", "echo v2 lr={{lr}} layers={{layers}}"] {
-        let body = serde_json::json!({"name": "train-resnet", "command": ["sh", "-c", script], "params": {"lr": "0.1", "layers": "50"}});
-        let response = client
-            .post(format!("{}/api/v1/job-templates", server.url))
-            .bearer_auth(&token)
-            .json(&body)
-            .send()
-            .await
-            .expect("save template");
-        assert_eq!(response.status(), 201);
+    for (script, saved) in
+        [("echo v1 lr={{lr}}", "train-resnet@1"), ("echo v2 lr={{lr}} layers={{layers}}", "train-resnet@2")]
+    {
+        let args =
+            ["template", "save", "train-resnet", "--param", "lr=0.1", "--param", "layers=50", "--", "sh", "-c", script];
+        let output = job(&server, &token, &args);
+        assert!(output.status.success(), "{}", stderr(&output));
+        assert_eq!(stdout(&output).trim(), saved);
     }
+    let listed = stdout(&job(&server, &token, &["template", "list"]));
+    let row = listed.lines().find(|l| l.starts_with("train-resnet")).expect("listed");
+    assert!(
+        row.split_whitespace().nth(1) == Some("2") && row.ends_with("sh -c echo v2 lr={{lr}} layers={{layers}}"),
+        "{listed}"
+    );
 
     // Latest version, one param changed, followed to its end: the log is the job's output.
     let output = job(&server, &token, &["submit", "--template", "train-resnet", "--param", "lr=0.01", "-f"]);
