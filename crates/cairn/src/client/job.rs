@@ -20,24 +20,11 @@ pub enum JobCommand {
         /// given --param, --gpus and --dataset changes; the job records the template version
         #[arg(long, conflicts_with_all = ["env", "timeout"])]
         template: Option<String>,
-        /// The experiment its run goes to, by name or id (default: the template's, or Default)
-        #[arg(long)]
-        experiment: Option<String>,
         /// GPUs the job needs (default: the template's, or 0)
         #[arg(long)]
         gpus: Option<u32>,
-        /// A dataset input, NAME or NAME@VERSION (repeatable); NAME is pinned to its latest version now
-        #[arg(long = "dataset")]
-        datasets: Vec<String>,
-        /// A parameter K=V (repeatable): logged on the run, exported as CAIRN_PARAM_K, substituted for {{K}}
-        #[arg(long = "param", value_parser = key_value)]
-        params: Vec<(String, String)>,
-        /// An environment variable K=V for the job (repeatable)
-        #[arg(long = "env", value_parser = key_value)]
-        env: Vec<(String, String)>,
-        /// Seconds before the job is stopped
-        #[arg(long)]
-        timeout: Option<u64>,
+        #[command(flatten)]
+        spec: SpecArgs,
         #[arg(long, default_value_t = 0)]
         priority: i32,
         /// Follow the job's log until it ends, then exit with its outcome
@@ -103,15 +90,6 @@ pub enum JobCommand {
     },
 }
 
-/// `--experiment` as an id (all digits) or a name.
-fn set_experiment(body: &mut Value, experiment: Option<String>) {
-    match experiment {
-        Some(e) if e.chars().all(|c| c.is_ascii_digit()) => body["experiment_id"] = json!(e),
-        Some(e) => body["experiment_name"] = json!(e),
-        None => {}
-    }
-}
-
 /// `NAME` or `NAME@VERSION`, checked before it goes into a URL path.
 fn template_reference(raw: &str) -> anyhow::Result<(&str, Option<u32>)> {
     let (name, version) = match raw.rsplit_once('@') {
@@ -128,6 +106,48 @@ fn template_reference(raw: &str) -> anyhow::Result<(&str, Option<u32>)> {
     Ok((name, version))
 }
 
+/// What a job or a template spec takes from the command line, besides its command and GPUs.
+#[derive(clap::Args)]
+pub struct SpecArgs {
+    /// The experiment the run goes to, by name or id (default: the template's, or Default)
+    #[arg(long)]
+    experiment: Option<String>,
+    /// A dataset input, NAME or NAME@VERSION (repeatable); NAME is resolved to its latest version on submission
+    #[arg(long = "dataset")]
+    datasets: Vec<String>,
+    /// A parameter K=V (repeatable): logged on the run, exported as CAIRN_PARAM_K, substituted for {{K}}
+    #[arg(long = "param", value_parser = key_value)]
+    params: Vec<(String, String)>,
+    /// An environment variable K=V for the job (repeatable)
+    #[arg(long = "env", value_parser = key_value)]
+    env: Vec<(String, String)>,
+    /// Seconds before the job is stopped
+    #[arg(long)]
+    timeout: Option<u64>,
+}
+
+impl SpecArgs {
+    /// The request body's fields for these options.
+    fn body(self) -> Value {
+        let mut body = json!({
+            "datasets": self.datasets,
+            "params": self.params.into_iter().collect::<BTreeMap<_, _>>(),
+        });
+        if !self.env.is_empty() {
+            body["env"] = json!(self.env.into_iter().collect::<BTreeMap<_, _>>());
+        }
+        if let Some(timeout) = self.timeout {
+            body["timeout_secs"] = json!(timeout);
+        }
+        match self.experiment {
+            Some(e) if e.chars().all(|c| c.is_ascii_digit()) => body["experiment_id"] = json!(e),
+            Some(e) => body["experiment_name"] = json!(e),
+            None => {}
+        }
+        body
+    }
+}
+
 #[derive(Subcommand)]
 pub enum TemplateCommand {
     /// Save a job template, version 1 for a new name or the next version of an existing one:
@@ -136,23 +156,11 @@ pub enum TemplateCommand {
         name: String,
         #[arg(long, default_value = "")]
         description: String,
-        /// The experiment its jobs' runs go to, by name or id (default: Default)
-        #[arg(long)]
-        experiment: Option<String>,
+        /// GPUs its jobs need
         #[arg(long, default_value_t = 0)]
         gpus: u32,
-        /// A dataset input, NAME (its latest version at each submission) or NAME@VERSION (repeatable)
-        #[arg(long = "dataset")]
-        datasets: Vec<String>,
-        /// A parameter's default K=V (repeatable); submissions may change it
-        #[arg(long = "param", value_parser = key_value)]
-        params: Vec<(String, String)>,
-        /// An environment variable K=V for its jobs (repeatable)
-        #[arg(long = "env", value_parser = key_value)]
-        env: Vec<(String, String)>,
-        /// Seconds before a job is stopped
-        #[arg(long)]
-        timeout: Option<u64>,
+        #[command(flatten)]
+        spec: SpecArgs,
         #[command(flatten)]
         client: ClientArgs,
         #[arg(last = true, required = true)]
@@ -169,32 +177,13 @@ pub enum TemplateCommand {
 
 async fn run_template(command: TemplateCommand) -> anyhow::Result<()> {
     match command {
-        TemplateCommand::Save {
-            name,
-            description,
-            experiment,
-            gpus,
-            datasets,
-            params,
-            env,
-            timeout,
-            client,
-            command,
-        } => {
+        TemplateCommand::Save { name, description, gpus, spec, client, command } => {
             let api = Api::new(&client)?;
-            let mut body = json!({
-                "name": name,
-                "description": description,
-                "command": command,
-                "gpus": gpus,
-                "datasets": datasets,
-                "params": params.into_iter().collect::<BTreeMap<_, _>>(),
-                "env": env.into_iter().collect::<BTreeMap<_, _>>(),
-            });
-            if let Some(timeout) = timeout {
-                body["timeout_secs"] = json!(timeout);
-            }
-            set_experiment(&mut body, experiment);
+            let mut body = spec.body();
+            body["name"] = json!(name);
+            body["description"] = json!(description);
+            body["command"] = json!(command);
+            body["gpus"] = json!(gpus);
             let saved: Value = api.json(api.request(Method::POST, "/job-templates").json(&body)).await?;
             println!("{}@{}", text(&saved["name"]), saved["version"]);
         }
@@ -229,66 +218,28 @@ fn key_value(s: &str) -> Result<(String, String), String> {
 
 pub async fn run(command: JobCommand) -> anyhow::Result<std::process::ExitCode> {
     match command {
-        JobCommand::Submit {
-            template: Some(template),
-            experiment,
-            gpus,
-            datasets,
-            params,
-            priority,
-            follow,
-            client,
-            ..
-        } => {
+        JobCommand::Submit { template, gpus, spec, priority, follow, client, command } => {
             let api = Api::new(&client)?;
-            let (name, version) = template_reference(&template)?;
-            let mut body = json!({
-                "params": params.into_iter().collect::<BTreeMap<_, _>>(),
-                "datasets": datasets,
-                "priority": priority,
-            });
-            if let Some(version) = version {
-                body["version"] = json!(version);
-            }
-            if let Some(gpus) = gpus {
-                body["gpus"] = json!(gpus);
-            }
-            set_experiment(&mut body, experiment);
-            let job: Value =
-                api.json(api.request(Method::POST, &format!("/job-templates/{name}/jobs")).json(&body)).await?;
-            let id = text(&job["id"]);
-            println!("{id}");
-            if follow {
-                return follow_to_end(&api, &id).await;
-            }
-        }
-        JobCommand::Submit {
-            template: None,
-            experiment,
-            gpus,
-            datasets,
-            params,
-            env,
-            timeout,
-            priority,
-            follow,
-            client,
-            command,
-        } => {
-            let api = Api::new(&client)?;
-            let mut body = json!({
-                "command": command,
-                "gpus": gpus.unwrap_or(0),
-                "datasets": datasets,
-                "params": params.into_iter().collect::<BTreeMap<_, _>>(),
-                "env": env.into_iter().collect::<BTreeMap<_, _>>(),
-                "priority": priority,
-            });
-            if let Some(timeout) = timeout {
-                body["timeout_secs"] = json!(timeout);
-            }
-            set_experiment(&mut body, experiment);
-            let job: Value = api.json(api.request(Method::POST, "/jobs").json(&body)).await?;
+            let mut body = spec.body();
+            body["priority"] = json!(priority);
+            let path = match template {
+                Some(template) => {
+                    let (name, version) = template_reference(&template)?;
+                    if let Some(version) = version {
+                        body["version"] = json!(version);
+                    }
+                    if let Some(gpus) = gpus {
+                        body["gpus"] = json!(gpus);
+                    }
+                    format!("/job-templates/{name}/jobs")
+                }
+                None => {
+                    body["command"] = json!(command);
+                    body["gpus"] = json!(gpus.unwrap_or(0));
+                    "/jobs".to_owned()
+                }
+            };
+            let job: Value = api.json(api.request(Method::POST, &path).json(&body)).await?;
             let id = text(&job["id"]);
             println!("{id}");
             if follow {

@@ -69,6 +69,7 @@ async fn templates_saved_from_the_cli_run_their_latest_or_named_version_with_cha
         (vec!["submit", "--template", "train-resnet@9"], "train-resnet@9"),
         (vec!["submit", "--template", "a/b"], "not a template name"),
         (vec!["submit", "--template", "train-resnet", "--", "echo", "x"], "cannot be used with"),
+        (vec!["submit", "--template", "train-resnet", "--env", "A=1"], "cannot be used with"),
         (vec!["submit"], "required"),
     ] {
         let output = job(&server, &token, &args);
