@@ -374,6 +374,7 @@ async fn template_pages_submit_jobs_with_overrides_and_usage_shows_on_the_jobs_p
     let reader = viewer(app).await;
     let (_, seen) = get(&reader, app, "/job-templates/train-resnet").await;
     assert!(!seen.contains("Submit a job"), "viewers see the template without the form");
+    assert!(seen.contains("<dt>Parameters</dt><dd><code>depth=50</code></dd>"), "and its defaults");
     let (status, missing) = get(&browser, app, "/job-templates/nope").await;
     assert_eq!(status, 404);
     assert!(missing.contains("no job template named nope"));

@@ -293,6 +293,10 @@ struct TemplatePage {
     image: Option<String>,
     gpus: String,
     timeout_secs: u64,
+    /// The params' defaults and the dataset inputs, as the template has them.
+    template_gpus: u32,
+    params: Vec<(String, String)>,
+    datasets: Vec<String>,
     form: OverridesForm,
     error: Option<String>,
 }
@@ -348,6 +352,9 @@ async fn render_template(
         image: spec.image.clone(),
         gpus: posted.map_or_else(|| spec.gpus.to_string(), |p| p.gpus.clone()),
         timeout_secs: spec.timeout_secs,
+        template_gpus: spec.gpus,
+        params: spec.params.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        datasets: spec.datasets.clone(),
         form: overrides_form(state, spec, posted, true).await?,
         name: template.name.clone(),
         url,
