@@ -241,8 +241,7 @@ async fn hash_file(path: &Path, on_read: impl Fn(u64)) -> anyhow::Result<(String
 }
 
 async fn upload(api: &Api, file: &ManifestFile, full: &Path, progress: &Arc<Progress>) -> anyhow::Result<()> {
-    let mut attempt = 1;
-    loop {
+    retrying(|| async {
         let opened = tokio::fs::File::open(full).await.with_context(|| format!("cannot open {}", full.display()))?;
         let counter = Arc::clone(progress);
         let body = tokio_util::io::ReaderStream::with_capacity(opened, 1 << 20)
@@ -251,13 +250,27 @@ async fn upload(api: &Api, file: &ManifestFile, full: &Path, progress: &Arc<Prog
             .request(Method::PUT, &format!("/blobs/{}", file.sha256))
             .header(reqwest::header::CONTENT_LENGTH, file.size)
             .body(reqwest::Body::wrap_stream(body));
-        match api.send(request).await {
-            Ok(_) => return Ok(()),
-            Err(e) if attempt < ATTEMPTS && is_transient(&e) => {
-                attempt += 1;
-                tokio::time::sleep(std::time::Duration::from_secs(u64::from(attempt))).await;
+        api.send(request).await.map(drop)
+    })
+    .await
+    .with_context(|| format!("uploading {}", file.path))
+}
+
+/// Runs `attempt` until it succeeds, fails for good, or has failed [`ATTEMPTS`] times in a
+/// row with transient errors, waiting a little longer after each.
+async fn retrying<T, F, Fut>(mut attempt: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let mut tries = 1;
+    loop {
+        match attempt().await {
+            Err(e) if tries < ATTEMPTS && is_transient(&e) => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_secs(u64::from(tries))).await;
             }
-            Err(e) => return Err(e.context(format!("uploading {}", file.path))),
+            result => return result,
         }
     }
 }
@@ -336,18 +349,11 @@ async fn pull_file(
         .map(|s| percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string())
         .collect();
     let url = format!("/datasets/{name}/versions/{version}/files/{}", encoded.join("/"));
-    let mut attempt = 1;
-    let sha = loop {
-        match download(api, &url, &partial, progress).await {
-            Ok(sha) => break sha,
-            Err(e) if attempt < ATTEMPTS && is_transient(&e) => {
-                attempt += 1;
-                tokio::time::sleep(std::time::Duration::from_secs(u64::from(attempt))).await;
-            }
-            Err(e) => {
-                let _ = tokio::fs::remove_file(&partial).await;
-                return Err(e.context(format!("downloading {}", file.path)));
-            }
+    let sha = match retrying(|| download(api, &url, &partial, progress)).await {
+        Ok(sha) => sha,
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&partial).await;
+            return Err(e.context(format!("downloading {}", file.path)));
         }
     };
     if sha.0 != file.sha256 || sha.1 != file.size {
