@@ -341,6 +341,13 @@ async fn scenario(client: &Client, app: &TestApp, experiment: i64, download_dir:
     let x = client.find(Locator::Css("select[name=sx]")).await?;
     x.select_by_value("params.optimizer").await?;
     client.find(Locator::Css("form.plot-form button[type=submit]")).await?.click().await?;
+    // The old page has a scatter plot too: wait for the navigation before looking at it.
+    for _ in 0..100 {
+        if client.current_url().await?.query().unwrap_or_default().contains("sx=params.optimizer") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     client.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("svg.scatter")).await?;
     let chosen = client.current_url().await?;
     ensure!(chosen.query().unwrap_or_default().contains("sx=params.optimizer"), "the choice in the URL: {chosen}");
