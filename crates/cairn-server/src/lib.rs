@@ -17,6 +17,7 @@ pub mod mlflow;
 pub mod ops;
 pub mod provenance;
 pub mod registry;
+pub mod service_error;
 pub mod startup;
 pub mod state;
 pub mod tracking;

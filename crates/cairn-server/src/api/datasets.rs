@@ -20,7 +20,8 @@ use super::query::ApiQuery;
 use super::views;
 use super::{ApiError, ApiJson};
 use crate::audit::{Actor, AuditExempt, AuditNote, Audited};
-use crate::datasets::{self, DatasetError, ManifestFile, VersionDiff};
+use crate::datasets::{self, ManifestFile, VersionDiff};
+use crate::service_error::ServiceError;
 use crate::state::AppState;
 use crate::tracking::parse_run_id;
 
@@ -30,20 +31,6 @@ const MAX_BLOB_BYTES: u64 = 1 << 40;
 /// Whether a request is a blob upload, which runs as long as its data keeps coming.
 pub fn is_blob_upload(request: &axum::extract::Request) -> bool {
     request.method() == axum::http::Method::PUT && request.uri().path().starts_with("/api/v1/blobs/")
-}
-
-impl From<DatasetError> for ApiError {
-    fn from(e: DatasetError) -> Self {
-        match e {
-            DatasetError::Tracking(e) => e.into(),
-            DatasetError::Storage(e) => match e {
-                StorageError::DigestMismatch { .. } => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
-                StorageError::TooLarge { .. } => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),
-                StorageError::Body(_) => ApiError::bad_request(e.to_string()),
-                other => ApiError::internal(other),
-            },
-        }
-    }
 }
 
 /// A dataset in a list, with its latest version.
@@ -65,7 +52,7 @@ pub struct DatasetList {
 /// Lists datasets by name.
 #[utoipa::path(get, path = "/datasets", tag = "datasets", responses((status = 200, body = DatasetList)))]
 pub async fn list(State(state): State<AppState>) -> Result<Json<DatasetList>, ApiError> {
-    let rows = cairn_db::datasets::list(&state.db.pool).await.map_err(DatasetError::from)?;
+    let rows = cairn_db::datasets::list(&state.db.pool).await.map_err(ServiceError::from)?;
     let datasets = rows
         .into_iter()
         .map(|d| DatasetSummaryView {
@@ -253,7 +240,7 @@ pub async fn version(
     let ids = [version.id];
     let (files, runs) =
         tokio::try_join!(cairn_db::datasets::files(pool, version.id), cairn_db::datasets::runs_using(pool, &ids))
-            .map_err(DatasetError::from)?;
+            .map_err(ServiceError::from)?;
     Ok(Json(VersionDetail {
         version: VersionView::new(&dataset.name, version),
         files: files.into_iter().map(FileView::from).collect(),
@@ -275,10 +262,10 @@ pub async fn file(
     let (_, version) = datasets::get_version(&state.db, &reference).await?;
     let file = cairn_db::datasets::file(&state.db.pool, version.id, &path)
         .await
-        .map_err(DatasetError::from)?
+        .map_err(ServiceError::from)?
         .ok_or_else(|| ApiError::not_found(format!("{reference} has no file {path:?}")))?;
     let digest = BlobDigest::parse(&file.sha256).map_err(ApiError::internal)?;
-    let download = state.storage.get_blob(&digest).await.map_err(DatasetError::from)?;
+    let download = state.storage.get_blob(&digest).await.map_err(ServiceError::from)?;
     let mut response = Response::new(Body::from_stream(download.stream));
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(download.size));
@@ -314,7 +301,7 @@ pub async fn diff(
     let pool = &state.db.pool;
     let (before, after) =
         tokio::try_join!(cairn_db::datasets::files(pool, old.id), cairn_db::datasets::files(pool, new.id))
-            .map_err(DatasetError::from)?;
+            .map_err(ServiceError::from)?;
     Ok(Json(datasets::diff(&before, &after)))
 }
 
@@ -369,7 +356,7 @@ pub async fn upload(
         BlobDigest::parse(&sha256).map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
     let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|len| len > MAX_BLOB_BYTES) {
-        return Err(DatasetError::from(StorageError::TooLarge { limit: MAX_BLOB_BYTES }).into());
+        return Err(ServiceError::from(StorageError::TooLarge { limit: MAX_BLOB_BYTES }).into());
     }
     let body = crate::mlflow::artifacts::with_idle_timeout(body.into_data_stream(), state.config.request_timeout);
     let size = datasets::store_blob(&state.db, &state.storage, &digest, body, MAX_BLOB_BYTES).await?;
@@ -450,6 +437,6 @@ pub async fn run_datasets(
     Path(id): Path<String>,
 ) -> Result<Json<Vec<RunDatasetView>>, ApiError> {
     let record = crate::tracking::get_run(&state.db, parse_run_id(&id)?).await?;
-    let used = cairn_db::datasets::used_by_run(&state.db.pool, record.run.id).await.map_err(DatasetError::from)?;
+    let used = cairn_db::datasets::used_by_run(&state.db.pool, record.run.id).await.map_err(ServiceError::from)?;
     Ok(Json(used.into_iter().map(RunDatasetView::from).collect()))
 }

@@ -123,3 +123,19 @@ impl From<crate::tracking::TrackingError> for ApiError {
         }
     }
 }
+
+impl From<crate::service_error::ServiceError> for ApiError {
+    fn from(e: crate::service_error::ServiceError) -> Self {
+        use crate::service_error::ServiceError;
+        use cairn_storage::StorageError;
+        match e {
+            ServiceError::Tracking(e) => e.into(),
+            ServiceError::Storage(e) => match e {
+                StorageError::DigestMismatch { .. } => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+                StorageError::TooLarge { .. } => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),
+                StorageError::Body(_) => ApiError::bad_request(e.to_string()),
+                other => ApiError::internal(other),
+            },
+        }
+    }
+}

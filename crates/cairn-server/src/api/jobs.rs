@@ -23,8 +23,8 @@ use super::openapi::Problem;
 use super::query::{self, ApiQuery};
 use super::{ApiError, ApiJson};
 use crate::audit::{Actor, Audited};
-use crate::datasets::DatasetError;
 use crate::jobs::{self, LogSource, Submission};
+use crate::service_error::ServiceError;
 use crate::state::AppState;
 use crate::tracking::{self, parse_experiment_id};
 
@@ -205,7 +205,7 @@ pub async fn list(State(state): State<AppState>, ApiQuery(q): ApiQuery<ListQuery
         None => None,
     };
     let limit = query::limit(q.limit, query::DEFAULT_LIMIT, query::MAX_LIMIT)?;
-    let rows = cairn_db::jobs::list(&state.db.pool, filter, q.before, limit).await.map_err(DatasetError::from)?;
+    let rows = cairn_db::jobs::list(&state.db.pool, filter, q.before, limit).await.map_err(ServiceError::from)?;
     Ok(Json(JobList { jobs: rows.into_iter().map(JobView::from).collect() }))
 }
 
@@ -218,7 +218,7 @@ fn parse_job_id(raw: &str) -> Result<Uuid, ApiError> {
 pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<JobDetail>, ApiError> {
     let id = parse_job_id(&id)?;
     let job = jobs::get(&state.db, id).await?;
-    let events = cairn_db::jobs::events(&state.db.pool, id).await.map_err(DatasetError::from)?;
+    let events = cairn_db::jobs::events(&state.db.pool, id).await.map_err(ServiceError::from)?;
     Ok(Json(JobDetail { job: job.into(), events: events.into_iter().map(EventView::from).collect() }))
 }
 
@@ -294,7 +294,7 @@ pub async fn logs(
                 LogSource::Local(path) => Body::from(tokio::fs::read(path).await.map_err(ApiError::internal)?),
                 _ => Body::empty(),
             },
-            Err(e) => return Err(DatasetError::from(e).into()),
+            Err(e) => return Err(ServiceError::from(e).into()),
         },
         LogSource::Local(path) if q.follow => Body::from_stream(follow(state.clone(), id, path)),
         LogSource::Local(path) => Body::from(tokio::fs::read(path).await.map_err(ApiError::internal)?),

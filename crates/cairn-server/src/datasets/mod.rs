@@ -21,41 +21,10 @@ use uuid::Uuid;
 mod profile;
 
 use crate::audit::Actor;
+use crate::service_error::{ServiceError, invalid};
 use crate::tracking::TrackingError;
 
-/// What can go wrong with datasets: the tracking service's kinds (invalid, not found, ...)
-/// and storage failures.
-#[derive(Debug, thiserror::Error)]
-pub enum DatasetError {
-    #[error(transparent)]
-    Tracking(#[from] TrackingError),
-    #[error(transparent)]
-    Storage(#[from] StorageError),
-}
-
-impl From<cairn_db::DbError> for DatasetError {
-    fn from(e: cairn_db::DbError) -> Self {
-        DatasetError::Tracking(e.into())
-    }
-}
-
-impl From<sqlx::Error> for DatasetError {
-    fn from(e: sqlx::Error) -> Self {
-        DatasetError::Tracking(e.into())
-    }
-}
-
-impl From<cairn_core::ValidationError> for DatasetError {
-    fn from(e: cairn_core::ValidationError) -> Self {
-        DatasetError::Tracking(e.into())
-    }
-}
-
-fn invalid(message: impl Into<String>) -> DatasetError {
-    DatasetError::Tracking(TrackingError::Invalid(message.into()))
-}
-
-pub type Result<T, E = DatasetError> = std::result::Result<T, E>;
+pub type Result<T, E = ServiceError> = std::result::Result<T, E>;
 
 /// Most files in one version.
 pub const MAX_FILES: usize = 100_000;

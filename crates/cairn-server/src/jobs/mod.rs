@@ -21,6 +21,7 @@ pub use logs::{LogSource, log_source};
 
 use crate::audit::Actor;
 use crate::datasets;
+use crate::service_error::{ServiceError, invalid};
 use crate::state::AppState;
 use crate::tracking::{self, NewRunRequest, RunExtras, TrackingError};
 
@@ -29,11 +30,7 @@ pub const JOB_TAG: &str = "cairn.job_id";
 /// Tag on a retried or retrained job's run naming the run it repeats.
 pub const ORIGIN_RUN_TAG: &str = "cairn.origin_run_id";
 
-pub type Result<T, E = crate::datasets::DatasetError> = std::result::Result<T, E>;
-
-fn invalid(message: impl Into<String>) -> crate::datasets::DatasetError {
-    TrackingError::Invalid(message.into()).into()
-}
+pub type Result<T, E = ServiceError> = std::result::Result<T, E>;
 
 pub struct Submission {
     pub experiment_id: i64,

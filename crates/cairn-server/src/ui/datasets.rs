@@ -13,17 +13,18 @@ use serde_json::Value;
 
 use super::display::{When, bytes};
 use super::{Header, HtmlError, SessionUser, links, render};
-use crate::datasets::{self, DatasetError};
+use crate::datasets;
+use crate::service_error::ServiceError;
 use crate::state::AppState;
 
 /// Files listed on a version's page and paths on a diff, at most; the API has them all.
 const FILES_SHOWN: usize = 1000;
 
-impl From<DatasetError> for HtmlError {
-    fn from(e: DatasetError) -> Self {
+impl From<ServiceError> for HtmlError {
+    fn from(e: ServiceError) -> Self {
         match e {
-            DatasetError::Tracking(e) => e.into(),
-            DatasetError::Storage(e) => HtmlError::internal(e),
+            ServiceError::Tracking(e) => e.into(),
+            ServiceError::Storage(e) => HtmlError::internal(e),
         }
     }
 }

@@ -20,9 +20,10 @@ use super::display::When;
 use super::jobs::{job_url, when};
 use super::{Header, HtmlError, SessionUser, links, render};
 use crate::audit::{Actor, Audited};
-use crate::datasets::{self, DatasetError};
+use crate::datasets;
 use crate::job_templates::{self, TemplateName, TemplateOverrides};
 use crate::jobs::{self, Overrides};
+use crate::service_error::ServiceError;
 use crate::state::AppState;
 use crate::tracking::{self, TrackingError};
 
@@ -120,7 +121,7 @@ async fn overrides_form(
             .unwrap_or_else(|| input.clone());
         let versions = match datasets::get_dataset(&state.db, &reference.name).await {
             Ok((_, versions)) => versions,
-            Err(DatasetError::Tracking(TrackingError::NotFound(_))) => Vec::new(),
+            Err(ServiceError::Tracking(TrackingError::NotFound(_))) => Vec::new(),
             Err(e) => return Err(e.into()),
         };
         let newest = versions.first().map(|v| v.version);
@@ -158,9 +159,9 @@ async fn overrides_form(
 
 /// A refusal to show on the form (invalid input, a missing dataset version); anything else
 /// is an error page.
-fn form_refusal(e: DatasetError) -> Result<String, HtmlError> {
+fn form_refusal(e: ServiceError) -> Result<String, HtmlError> {
     match e {
-        DatasetError::Tracking(
+        ServiceError::Tracking(
             TrackingError::Invalid(m) | TrackingError::NotFound(m) | TrackingError::AlreadyExists(m),
         ) => Ok(m),
         other => Err(other.into()),

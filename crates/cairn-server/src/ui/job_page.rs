@@ -236,9 +236,9 @@ async fn read_tail(path: &std::path::Path) -> Result<Vec<u8>, String> {
 }
 
 /// A service refusal (the job has already ended) as a page that says why.
-fn refusal(e: crate::datasets::DatasetError) -> HtmlError {
+fn refusal(e: crate::service_error::ServiceError) -> HtmlError {
     match e {
-        crate::datasets::DatasetError::Tracking(
+        crate::service_error::ServiceError::Tracking(
             TrackingError::Invalid(message) | TrackingError::AlreadyExists(message),
         ) => HtmlError::page(StatusCode::UNPROCESSABLE_ENTITY, message),
         other => other.into(),
