@@ -172,7 +172,8 @@ async fn usage_sums_gpu_cpu_and_wall_time_per_user_template_and_model() {
     let api = Api::start().await;
     api.json(Method::POST, "/job-templates", Some(template("sleepy", "sleep 1", json!({}))), 201).await;
     let from_template = api.json(Method::POST, "/job-templates/sleepy/jobs", Some(json!({})), 201).await;
-    let plain = api.json(Method::POST, "/jobs", Some(json!({"command": ["sh", "-c", "sleep 1"]})), 201).await;
+    let plain =
+        api.json(Method::POST, "/jobs", Some(json!({"command": ["sh", "-c", "sleep 1"], "cpu": "2"})), 201).await;
     let first = api.wait_for_end(from_template["id"].as_str().expect("id")).await;
     api.wait_for_end(plain["id"].as_str().expect("id")).await;
 
@@ -222,7 +223,8 @@ async fn usage_sums_gpu_cpu_and_wall_time_per_user_template_and_model() {
     assert!((gpu_hours - 3.0).abs() < 1e-6, "90 minutes on 2 GPUs: {by_user}");
     let wall = rows[0]["wall_seconds"].as_f64().expect("wall");
     assert!((5400.0 + 0.5..5400.0 + 10.0).contains(&wall), "90 min plus the plain job's second or so: {wall}");
-    assert_eq!(rows[0]["cpu_seconds"], rows[0]["wall_seconds"], "CPU-seconds are wall time × 1");
+    let cpu = rows[0]["cpu_seconds"].as_f64().expect("cpu");
+    assert!(cpu > wall && cpu < wall * 1.01, "the template's job is charged 1 core, the plain one 2: {by_user}");
 
     let by_template = api.json(Method::GET, &range("template"), None, 200).await;
     let keys: Vec<(Value, i64)> = by_template["rows"]
@@ -232,6 +234,12 @@ async fn usage_sums_gpu_cpu_and_wall_time_per_user_template_and_model() {
         .map(|r| (r["key"].clone(), r["jobs"].as_i64().unwrap_or(0)))
         .collect();
     assert_eq!(keys, [(json!("sleepy"), 1), (Value::Null, 1)], "{by_template}");
+    let plain_row = &by_template["rows"][1];
+    assert_eq!(
+        plain_row["cpu_seconds"].as_f64().map(|c| c / 2.0),
+        plain_row["wall_seconds"].as_f64(),
+        "CPU-seconds are wall time × the 2 cores asked for: {by_template}"
+    );
 
     let by_model = api.json(Method::GET, &range("model"), None, 200).await;
     let model_row = &by_model["rows"][0];

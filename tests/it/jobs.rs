@@ -214,3 +214,30 @@ async fn retrain_repeats_the_job_of_a_run_with_changed_params() {
     assert_eq!(status, 404);
     assert!(text.contains("not produced by a job"), "{text}");
 }
+
+#[tokio::test]
+async fn one_process_at_a_time_runs_an_executor() {
+    let jobs_dir = tempfile::tempdir().expect("jobs dir");
+    let dir = jobs_dir.path().to_owned();
+    let app = spawn_app_with(move |c| c.jobs_dir = Some(dir)).await;
+    let pool = &app.db.pool;
+
+    // The server leads its local executor once it has started: a second replica on the same
+    // database would stand by.
+    let mut held = false;
+    for _ in 0..200 {
+        if cairn_db::jobs::try_lead(pool, "local").await.expect("try").is_none() {
+            held = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(held, "the server holds the local executor's leadership");
+
+    // Leadership passes on when its holder lets it go.
+    let first = cairn_db::jobs::try_lead(pool, "test-executor").await.expect("try").expect("free");
+    assert!(cairn_db::jobs::try_lead(pool, "test-executor").await.expect("try").is_none());
+    first.release().await;
+    let second = cairn_db::jobs::try_lead(pool, "test-executor").await.expect("try");
+    assert!(second.is_some(), "released leadership is free at once for a standby");
+}

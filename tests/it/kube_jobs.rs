@@ -18,6 +18,9 @@ use crate::jobs::Jobs;
 
 const NAMESPACE: &str = "ml-jobs";
 
+/// Where pods reach Cairn: the in-cluster service, not the public URL.
+const IN_CLUSTER_URL: &str = "http://cairn.ml-jobs.svc:8080";
+
 fn gpu_node(name: &str, gpus: u32) -> FakeNode {
     FakeNode { name: name.into(), gpus, labels: BTreeMap::from([("cairn.dev/pool".into(), "gpu".into())]) }
 }
@@ -30,6 +33,7 @@ fn configure(config: &mut ServerConfig, fake: &KubeFake, jobs_dir: &std::path::P
     kubernetes.tolerations = vec![Toleration::parse("nvidia.com/gpu=present:NoSchedule").expect("toleration")];
     kubernetes.image_pull_secrets = vec!["registry-credentials".into()];
     kubernetes.pod_retention = Duration::ZERO;
+    kubernetes.cairn_url = Some(IN_CLUSTER_URL.into());
     config.jobs_dir = Some(jobs_dir.to_owned());
     config.kubernetes = Some(kubernetes);
 }
@@ -103,7 +107,8 @@ async fn a_job_runs_as_a_pod_with_its_image_gpus_env_token_secret_and_datasets()
     assert!(text.contains("needs an image"), "{text}");
 
     let body = json!({"command": ["python", "train.py", "--lr={{lr}}"], "image": "ghcr.io/acme/train:1",
-        "params": {"lr": "0.1"}, "env": {"EXTRA": "1"}, "gpus": 1, "datasets": ["mnist"], "timeout_secs": 600});
+        "params": {"lr": "0.1"}, "env": {"EXTRA": "1"}, "gpus": 1, "cpu": "4", "memory": "16Gi", "datasets": ["mnist"],
+        "timeout_secs": 600});
     let id = jobs.submit(body).await;
     let pod = fake.wait_pod(&id).await;
     let job = jobs.job(&id).await;
@@ -128,12 +133,16 @@ async fn a_job_runs_as_a_pod_with_its_image_gpus_env_token_secret_and_datasets()
     let container = &spec.containers[0];
     assert_eq!(container.image.as_deref(), Some("ghcr.io/acme/train:1"));
     assert_eq!(container.command.clone().expect("command"), ["python", "train.py", "--lr=0.1"]);
-    let limits = container.resources.clone().expect("resources").limits.expect("limits");
-    assert_eq!(limits["nvidia.com/gpu"].0, "1");
+    let resources = container.resources.clone().expect("resources");
+    let limits = resources.limits.expect("limits");
+    assert_eq!((limits["nvidia.com/gpu"].0.as_str(), limits["memory"].0.as_str()), ("1", "16Gi"));
+    assert!(!limits.contains_key("cpu"), "CPU is requested, not capped: {limits:?}");
+    let requests = resources.requests.expect("requests");
+    assert_eq!((requests["cpu"].0.as_str(), requests["memory"].0.as_str()), ("4", "16Gi"));
 
     let env = env_of(&pod);
-    assert_eq!(env["MLFLOW_TRACKING_URI"], json!(jobs.app.url));
-    assert_eq!(env["CAIRN_URL"], json!(jobs.app.url));
+    assert_eq!(env["MLFLOW_TRACKING_URI"], json!(IN_CLUSTER_URL));
+    assert_eq!(env["CAIRN_URL"], json!(IN_CLUSTER_URL));
     assert_eq!(env["MLFLOW_RUN_ID"], json!(run_id));
     assert_eq!(env["CAIRN_JOB_ID"], json!(id));
     assert_eq!(env["CAIRN_PARAM_lr"], json!("0.1"));

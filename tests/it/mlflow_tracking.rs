@@ -512,3 +512,53 @@ async fn search_all_pages(api: &Mlflow<'_>, exp: &str, order_by: &[&str], page_s
         }
     }
 }
+
+/// `n` characters that do not compress (hex of a counter's hashes), as a base64 blob or a
+/// list of digests would be.
+fn incompressible(seed: u64, n: usize) -> String {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            char::from_digit((state % 16) as u32, 16).expect("hex digit")
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn long_values_are_logged_searched_and_sorted() {
+    let app = spawn_app().await;
+    let api = Mlflow::admin(&app).await;
+    let exp = api.experiment("long-values").await;
+    // Three params of MLflow's maximum length that share their first 500 characters (more
+    // than the search index holds) and differ after; tags of the maximum tag length.
+    let shared = incompressible(1, 500);
+    let values: Vec<String> = [3, 1, 2].iter().map(|&s| format!("{shared}{}", incompressible(s, 5500))).collect();
+    let mut runs = Vec::new();
+    for (i, value) in values.iter().enumerate() {
+        let run = api.run(&exp, &format!("long-{i}")).await;
+        let batch = json!({"run_id": run, "params": [{"key": "blob", "value": value}],
+            "tags": [{"key": "notes", "value": incompressible(10 + i as u64, 8000)}]});
+        api.ok("runs/log-batch", batch).await;
+        runs.push(run);
+    }
+    let search = |filter: String, order: &str| {
+        json!({"experiment_ids": [exp], "filter": filter, "order_by": [order], "max_results": 10})
+    };
+    let names = |v: &Value| -> Vec<String> {
+        v["runs"].as_array().expect("runs").iter().map(|r| r["info"]["run_name"].as_str().expect("name").to_owned()).collect()
+    };
+    let found = api.ok("runs/search", search(format!("params.blob = '{}'", values[2]), "attributes.run_name")).await;
+    assert_eq!(names(&found), ["long-2"]);
+    let found = api.ok("runs/search", search(String::new(), "params.blob ASC")).await;
+    let mut expected: Vec<(&String, String)> = values.iter().enumerate().map(|(i, v)| (v, format!("long-{i}"))).collect();
+    expected.sort();
+    assert_eq!(names(&found), expected.iter().map(|(_, n)| n.clone()).collect::<Vec<_>>(), "whole values decide ties");
+    let found = api.ok("runs/search", search(format!("params.blob != '{}'", values[0]), "params.blob DESC")).await;
+    assert_eq!(names(&found).len(), 2);
+    let (status, run) = api.get(&format!("runs/get?run_id={}", runs[1])).await;
+    assert_eq!(status, 200, "{run}");
+    assert_eq!(run["run"]["data"]["params"][0]["value"], json!(values[1]), "stored whole");
+}

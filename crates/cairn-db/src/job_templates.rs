@@ -77,12 +77,6 @@ pub async fn versions(db: impl PgExecutor<'_>, name: &str) -> Result<Vec<Templat
         .await?)
 }
 
-/// Records that `job` was submitted from template version `template_id`.
-pub async fn link_job(db: impl PgExecutor<'_>, job: Uuid, template_id: i64) -> Result<(), DbError> {
-    sqlx::query("UPDATE jobs SET template_id = $2 WHERE id = $1").bind(job).bind(template_id).execute(db).await?;
-    Ok(())
-}
-
 /// The template version (`name`, `version`) a job came from, if any.
 pub async fn of_job(db: impl PgExecutor<'_>, job: Uuid) -> Result<Option<(String, i32)>, DbError> {
     Ok(sqlx::query_as(

@@ -5,10 +5,38 @@
 use cairn_core::job::{JobSpec, JobState};
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
-use sqlx::{FromRow, PgExecutor};
+use sqlx::{FromRow, PgConnection, PgExecutor, PgPool};
 use uuid::Uuid;
 
 use crate::DbError;
+
+/// The right to run one executor's jobs: a session-level advisory lock, held for as long as
+/// this value (and its dedicated connection) lives. With several server replicas on one
+/// database only the holder claims, supervises and re-attaches to that executor's jobs; when
+/// it stops or dies, its connection closes and another replica takes over. (A pooler in
+/// transaction mode between Cairn and PostgreSQL would break session locks: connect directly.)
+pub struct Leadership {
+    connection: PgConnection,
+}
+
+impl Leadership {
+    /// Hands the leadership on at once (dropping it does too, once PostgreSQL notices the
+    /// closed connection).
+    pub async fn release(mut self) {
+        let _ = sqlx::query("SELECT pg_advisory_unlock_all()").execute(&mut self.connection).await;
+        let _ = sqlx::Connection::close(self.connection).await;
+    }
+}
+
+/// Takes the leadership of executor `worker`, or `None` when another process holds it.
+pub async fn try_lead(pool: &PgPool, worker: &str) -> Result<Option<Leadership>, DbError> {
+    let mut connection = pool.acquire().await?.detach();
+    let won: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
+        .bind(format!("cairn.executor.{worker}"))
+        .fetch_one(&mut connection)
+        .await?;
+    Ok(won.then_some(Leadership { connection }))
+}
 
 #[derive(Debug, Clone, FromRow)]
 pub struct JobRow {
@@ -60,13 +88,15 @@ pub struct NewJob<'a> {
     pub run_id: i64,
     pub priority: i32,
     pub origin_job_id: Option<Uuid>,
+    /// The template version it was submitted from; `None` inherits the origin job's.
+    pub template_id: Option<i64>,
     pub created_by: Option<i64>,
 }
 
 pub async fn insert(db: impl PgExecutor<'_>, job: &NewJob<'_>) -> Result<(), DbError> {
     sqlx::query(
-        "WITH job AS (INSERT INTO jobs (id, spec, experiment_id, run_id, priority, gpus, origin_job_id, created_by) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id) \
+        "WITH job AS (INSERT INTO jobs (id, spec, experiment_id, run_id, priority, gpus, origin_job_id, created_by, \
+         template_id, cpu_cores) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id) \
          INSERT INTO job_events (job_id, to_state, reason) SELECT id, 'queued', 'submitted' FROM job",
     )
     .bind(job.id)
@@ -77,6 +107,8 @@ pub async fn insert(db: impl PgExecutor<'_>, job: &NewJob<'_>) -> Result<(), DbE
     .bind(i32::try_from(job.spec.gpus).unwrap_or(i32::MAX))
     .bind(job.origin_job_id)
     .bind(job.created_by)
+    .bind(job.template_id)
+    .bind(job.spec.charged_cores())
     .execute(db)
     .await?;
     Ok(())

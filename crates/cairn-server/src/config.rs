@@ -61,6 +61,8 @@ pub struct KubernetesConfig {
     pub image_pull_secrets: Vec<String>,
     /// How long finished pods are kept (for `kubectl describe`) before they are deleted.
     pub pod_retention: Duration,
+    /// The URL pods reach Cairn at (an in-cluster service); `None`: the public URL.
+    pub cairn_url: Option<String>,
 }
 
 impl KubernetesConfig {
@@ -74,6 +76,7 @@ impl KubernetesConfig {
             tolerations: Vec::new(),
             image_pull_secrets: Vec::new(),
             pod_retention: Duration::from_secs(3600),
+            cairn_url: None,
         }
     }
 }

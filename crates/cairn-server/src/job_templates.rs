@@ -148,25 +148,9 @@ pub async fn submit(
         spec,
         priority: overrides.priority,
         origin: None,
+        template: Some(template),
     };
-    let job = jobs::submit(state, actor, submission).await?;
-    // The job exists (and is audited as submitted) before it names its template: the
-    // submit path owns its transaction. A failure here leaves a job without attribution,
-    // which the log says; the job itself runs either way.
-    if let Err(e) = link(&state.db, actor, &job, &template).await {
-        tracing::warn!(job = %job.id, template = %template.name, error = %e, "could not record the job's template");
-    }
-    Ok(job)
-}
-
-/// Records the template version on the job, audited in the same transaction.
-async fn link(db: &Db, actor: &Actor, job: &JobRow, template: &TemplateRow) -> Result<(), cairn_db::DbError> {
-    let mut tx = db.pool.begin().await?;
-    repo::link_job(&mut *tx, job.id, template.id).await?;
-    let details = json!({"template": template.name, "version": template.version});
-    audit::append_in(&mut tx, actor.event("job_template.use", format!("job:{}", job.id), details)).await?;
-    tx.commit().await?;
-    Ok(())
+    jobs::submit(state, actor, submission).await
 }
 
 #[cfg(test)]

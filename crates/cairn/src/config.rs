@@ -82,6 +82,9 @@ pub struct KubernetesArgs {
     /// Seconds finished pods are kept before they are deleted [default: 3600]
     #[arg(long, env = "CAIRN_K8S_POD_RETENTION_SECS")]
     pub k8s_pod_retention_secs: Option<String>,
+    /// The URL jobs' pods reach Cairn at, e.g. the in-cluster service http://cairn.ml.svc:8080 [default: the public URL]
+    #[arg(long, env = "CAIRN_K8S_CAIRN_URL")]
+    pub k8s_cairn_url: Option<String>,
 }
 
 /// The optional configuration file. Secrets are not read from it: use the environment
@@ -117,6 +120,7 @@ struct FileKubernetes {
     #[serde(default)]
     image_pull_secrets: Vec<String>,
     pod_retention_secs: Option<u64>,
+    cairn_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -392,6 +396,12 @@ fn resolve_kubernetes(args: &KubernetesArgs, file: FileKubernetes) -> Result<Kub
     {
         return Err(bad("api_url", url, "expected an http:// or https:// URL of the API server"));
     }
+    config.cairn_url = args.k8s_cairn_url.clone().or(file.cairn_url);
+    if let Some(url) = &config.cairn_url
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        return Err(bad("cairn_url", url, "expected the http:// or https:// URL that pods reach Cairn at"));
+    }
     config.service_account = args.k8s_service_account.clone().or(file.service_account);
     if let Some(account) = &config.service_account
         && !kubernetes_name(account, 253)
@@ -518,6 +528,7 @@ mod tests {
             k8s_tolerations: Some("nvidia.com/gpu:NoSchedule,dedicated=ml".into()),
             k8s_image_pull_secrets: Some("regcred".into()),
             k8s_pod_retention_secs: Some("60".into()),
+            k8s_cairn_url: Some("http://cairn.ml.svc:8080".into()),
             ..Default::default()
         };
         let resolved = kubernetes(k8s).expect("valid");
@@ -529,6 +540,7 @@ mod tests {
         assert_eq!(config.image_pull_secrets, ["regcred"]);
         assert_eq!(config.pod_retention, Duration::from_secs(60));
         assert_eq!(config.api_url, None, "in-cluster or KUBECONFIG by default");
+        assert_eq!(config.cairn_url.as_deref(), Some("http://cairn.ml.svc:8080"));
         assert!(resolved.server.jobs_dir.is_some(), "logs are kept in the data dir");
 
         let dir = tempfile::tempdir().expect("tempdir");
@@ -581,6 +593,14 @@ mod tests {
                     ..Default::default()
                 },
                 "--k8s-api-url",
+            ),
+            (
+                KubernetesArgs {
+                    k8s_cairn_image: image(),
+                    k8s_cairn_url: Some("cairn:8080".into()),
+                    ..Default::default()
+                },
+                "CAIRN_K8S_CAIRN_URL",
             ),
             (
                 KubernetesArgs {

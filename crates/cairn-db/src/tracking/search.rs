@@ -5,7 +5,7 @@
 
 use cairn_core::search::{
     DatasetField, ExperimentClause, ExperimentFilter, ExperimentOrderKey, ExperimentTimeAttr, OrderBy, RunAttr,
-    RunClause, RunFilter, RunOrderKey, StrCond,
+    RunClause, RunFilter, RunOrderKey, StrCond, StrOp,
 };
 use sqlx::{PgExecutor, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
@@ -193,7 +193,15 @@ impl<'a> Search<'a> {
             match (i, segment) {
                 // The column is NOT NULL, so DESC's default NULLS FIRST changes nothing and lets
                 // a backward scan of the index supply the order.
-                (0, Segment::Keyed(_)) => q.push(if order.ascending { "s.value ASC, " } else { "s.value DESC, " }),
+                (0, Segment::Keyed(child)) => {
+                    let direction = if order.ascending { "ASC" } else { "DESC" };
+                    if child.table != "latest_metrics" {
+                        // The index holds a prefix of text values (see `VALUE_PREFIX`): it
+                        // supplies that order, ties are sorted on the whole value.
+                        q.push(format!("{VALUE_PREFIX} {direction}, "));
+                    }
+                    q.push(format!("s.value {direction}, "))
+                }
                 (0, Segment::Missing(_)) => continue,
                 _ => {
                     push_run_order(&mut q, order);
@@ -283,6 +291,11 @@ impl<'a> Search<'a> {
     }
 }
 
+/// The part of a param or tag value that the `(experiment_id, key, left(value, 400))` search
+/// indexes hold (migration 0012): whole values (up to 8000 characters) can exceed a btree
+/// entry. Written exactly as in the index so that PostgreSQL matches it.
+const VALUE_PREFIX: &str = "left(s.value, 400)";
+
 /// A run's public id as MLflow writes it (32 hex digits, no dashes), for filters on it.
 pub(crate) const RUN_ID_COLUMN: &str = "replace(r.run_uuid::text, '-', '')";
 
@@ -319,6 +332,10 @@ fn push_run_clause(q: &mut QueryBuilder<Postgres>, experiment_ids: &[i64], claus
         RunClause::Param { key, op, value } | RunClause::Tag { key, op, value } => {
             let table = if matches!(clause, RunClause::Param { .. }) { "run_params" } else { "run_tags" };
             push_keyed(q, table, experiment_ids, key);
+            if *op == StrOp::Eq {
+                // Lets the prefix search index find the value.
+                q.push(" AND left(x.value, 400) = left(").push_bind(value.clone()).push(", 400)");
+            }
             q.push(format!(" AND x.value {} ", op.as_sql())).push_bind(value.clone()).push(")");
         }
         RunClause::StrAttribute { attr, cond } => {

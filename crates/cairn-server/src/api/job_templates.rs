@@ -70,6 +70,11 @@ pub struct SaveTemplate {
     params: BTreeMap<String, String>,
     #[serde(default)]
     gpus: u32,
+    /// CPU cores to reserve, a Kubernetes quantity ("2", "500m"); CPU-seconds are charged
+    /// for them (1 core when unset).
+    cpu: Option<String>,
+    /// Memory to reserve, a Kubernetes quantity ("8Gi").
+    memory: Option<String>,
     /// `NAME` (resolved to its latest version at each submission) or `NAME@VERSION`.
     #[serde(default)]
     datasets: Vec<String>,
@@ -98,6 +103,8 @@ pub async fn save(
         env: body.env,
         params: body.params,
         gpus: body.gpus,
+        cpu: body.cpu,
+        memory: body.memory,
         datasets: body.datasets,
         timeout_secs: body.timeout_secs.unwrap_or(24 * 3600),
         source,

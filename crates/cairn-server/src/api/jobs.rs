@@ -110,6 +110,11 @@ pub struct SubmitJob {
     params: BTreeMap<String, String>,
     #[serde(default)]
     gpus: u32,
+    /// CPU cores to reserve, a Kubernetes quantity ("2", "500m"); CPU-seconds are charged
+    /// for them (1 core when unset).
+    cpu: Option<String>,
+    /// Memory to reserve, a Kubernetes quantity ("8Gi").
+    memory: Option<String>,
     /// Dataset inputs, `NAME` (pinned to its latest version now) or `NAME@VERSION`.
     #[serde(default)]
     datasets: Vec<String>,
@@ -142,11 +147,13 @@ pub async fn submit(
         env: body.env,
         params: body.params,
         gpus: body.gpus,
+        cpu: body.cpu,
+        memory: body.memory,
         datasets: body.datasets,
         timeout_secs: body.timeout_secs.unwrap_or(24 * 3600),
         source,
     };
-    let submission = Submission { experiment_id, spec, priority: body.priority, origin: None };
+    let submission = Submission { experiment_id, spec, priority: body.priority, origin: None, template: None };
     let job = jobs::submit(&state, &actor, submission).await?;
     Ok((StatusCode::CREATED, Extension(Audited), Json(JobView::from(job))).into_response())
 }

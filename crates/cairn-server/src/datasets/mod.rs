@@ -12,10 +12,12 @@ use cairn_db::Db;
 use cairn_db::audit;
 use cairn_db::datasets::{self as repo, DatasetRow, FileRow, NewVersion, VersionRow};
 use cairn_db::tracking::now_millis;
+use cairn_db::tracking::runs::RunRow;
 use cairn_storage::{ArtifactPath, BlobDigest, BodyError, Storage, StorageError};
 use futures::Stream;
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 mod profile;
@@ -221,14 +223,27 @@ pub fn diff(from: &[FileRow], to: &[FileRow]) -> VersionDiff {
 /// Records that run `run` used a dataset version (its latest when none is named).
 pub async fn link_run(db: &Db, actor: &Actor, run: Uuid, reference: &DatasetRef, context: &str) -> Result<VersionRow> {
     let record = crate::tracking::get_run(db, run).await?;
-    let (_, version) = get_version(db, reference).await?;
+    let (dataset, version) = get_version(db, reference).await?;
     let mut tx = db.pool.begin().await?;
-    repo::link_run(&mut *tx, record.run.id, version.id, context).await?;
-    let target = format!("run:{}", run.simple());
-    let details = json!({"dataset": reference.name, "version": version.version, "context": context});
-    audit::append_in(&mut tx, actor.event("run.dataset.link", target, details)).await?;
+    link_run_in(&mut tx, actor, &record.run, &dataset, &version, context).await?;
     tx.commit().await?;
     Ok(version)
+}
+
+/// Records that `run` used `version` of `dataset`, audited, in the caller's transaction.
+pub async fn link_run_in(
+    tx: &mut PgConnection,
+    actor: &Actor,
+    run: &RunRow,
+    dataset: &DatasetRow,
+    version: &VersionRow,
+    context: &str,
+) -> Result<()> {
+    repo::link_run(&mut *tx, run.id, version.id, context).await?;
+    let target = format!("run:{}", run.run_uuid.simple());
+    let details = json!({"dataset": dataset.name, "version": version.version, "context": context});
+    audit::append_in(tx, actor.event("run.dataset.link", target, details)).await?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -26,6 +26,8 @@ use crate::state::AppState;
 const CANCEL_POLL: Duration = Duration::from_secs(1);
 /// How often the queue is looked at without being woken.
 const QUEUE_POLL: Duration = Duration::from_secs(2);
+/// How often a standby replica tries to take over the executor.
+const LEADERSHIP_POLL: Duration = Duration::from_secs(2);
 /// Said in the reason of a job that failed for the infrastructure's sake and was retried;
 /// a job whose origin says so about it is not retried again.
 const AUTO_RETRY: &str = "retried automatically once as job";
@@ -151,6 +153,9 @@ pub(crate) struct Background {
 /// Re-attaches to the jobs `E` held when the server last stopped, then claims and runs
 /// queued jobs until shut down.
 pub(crate) async fn serve<E: Executor>(state: AppState, executor: Arc<E>, background: Background) {
+    let Some(leadership) = lead(&state, E::WORKER, &background.shutdown).await else {
+        return;
+    };
     match repo::held_by(&state.db.pool, E::WORKER).await {
         Ok(held) => {
             for job in held {
@@ -181,9 +186,36 @@ pub(crate) async fn serve<E: Executor>(state: AppState, executor: Arc<E>, backgr
             Err(e) => tracing::warn!(error = %e, "could not claim a job"),
         }
         tokio::select! {
-            () = background.shutdown.cancelled() => return,
+            () = background.shutdown.cancelled() => break,
             () = WAKE.notified() => {}
             () = tokio::time::sleep(QUEUE_POLL) => {}
+        }
+    }
+    leadership.release().await;
+}
+
+/// Waits until this process leads executor `worker` (another replica may); `None` when the
+/// server shuts down first.
+async fn lead(state: &AppState, worker: &str, shutdown: &CancellationToken) -> Option<repo::Leadership> {
+    let mut waiting = false;
+    loop {
+        match repo::try_lead(&state.db.pool, worker).await {
+            Ok(Some(leadership)) => {
+                if waiting {
+                    tracing::info!(executor = worker, "took over the job executor");
+                }
+                return Some(leadership);
+            }
+            Ok(None) if !waiting => {
+                tracing::info!(executor = worker, "another Cairn process runs the job executor; standing by");
+                waiting = true;
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(executor = worker, error = %e, "could not take the job executor's lock"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return None,
+            () = tokio::time::sleep(LEADERSHIP_POLL) => {}
         }
     }
 }
@@ -295,10 +327,16 @@ async fn mark_running(state: &AppState, job: &JobRow) -> Result<(), String> {
     Ok(())
 }
 
-/// The URL jobs reach this server at.
+/// The URL jobs reach this server at: for pods the configured in-cluster URL, else the
+/// public URL, else the listen address.
 fn tracking_uri(state: &AppState) -> String {
     let config = &state.config;
-    config.public_url.clone().unwrap_or_else(|| format!("http://{}", config.listen)).trim_end_matches('/').to_owned()
+    let in_cluster = config.kubernetes.as_ref().and_then(|k| k.cairn_url.clone());
+    in_cluster
+        .or_else(|| config.public_url.clone())
+        .unwrap_or_else(|| format!("http://{}", config.listen))
+        .trim_end_matches('/')
+        .to_owned()
 }
 
 /// A token the job's code logs with: the submitter's, expiring after the job's timeout

@@ -10,6 +10,7 @@ mod logs;
 
 use cairn_core::dataset::DatasetRef;
 use cairn_core::job::{JobSpec, JobState};
+use cairn_db::job_templates::TemplateRow;
 use cairn_db::jobs::{self as repo, JobRow, NewJob};
 use cairn_db::tracking::KeyValue;
 use cairn_db::{Db, audit};
@@ -38,6 +39,9 @@ pub struct Submission {
     pub priority: i32,
     /// The job this one repeats (retry, retrain).
     pub origin: Option<Uuid>,
+    /// The template version the job was made from (retries and retrains inherit their
+    /// origin's).
+    pub template: Option<TemplateRow>,
 }
 
 /// Creates the job's run (params logged, source recorded, dataset versions linked) and
@@ -57,13 +61,15 @@ pub async fn submit(state: &AppState, actor: &Actor, mut submission: Submission)
         )));
     }
     // Pin every dataset input to the exact version it resolves to now.
-    let mut versions = Vec::new();
+    let mut pinned = Vec::new();
     for input in &submission.spec.datasets {
         let reference = input.parse::<DatasetRef>().map_err(|e| invalid(e.0))?;
-        let (dataset, version) = datasets::get_version(&state.db, &reference).await?;
-        versions.push(DatasetRef { name: dataset.name, version: Some(version.version) });
+        pinned.push(datasets::get_version(&state.db, &reference).await?);
     }
-    submission.spec.datasets = versions.iter().map(ToString::to_string).collect();
+    submission.spec.datasets = pinned
+        .iter()
+        .map(|(dataset, version)| DatasetRef { name: dataset.name.clone(), version: Some(version.version) }.to_string())
+        .collect();
 
     let id = Uuid::new_v4();
     let mut tags = vec![KeyValue { key: JOB_TAG.into(), value: id.simple().to_string() }];
@@ -86,15 +92,15 @@ pub async fn submit(state: &AppState, actor: &Actor, mut submission: Submission)
         tags,
     };
     let params = submission.spec.params.iter().map(|(k, v)| KeyValue { key: k.clone(), value: v.clone() }).collect();
-    let run =
-        tracking::create_run_with(&state.db, actor, request, RunExtras { params, ..RunExtras::default() }).await?;
-    let scheduled = tracking::RunChange { status: Some("SCHEDULED"), end_time: None, run_name: None };
-    tracking::update_run(&state.db, run.run.run_uuid, scheduled).await?;
-    for reference in &versions {
-        datasets::link_run(&state.db, actor, run.run.run_uuid, reference, "training").await?;
-    }
+    let extras = RunExtras { params, status: Some("SCHEDULED"), ..RunExtras::default() };
 
+    // The run, its dataset links, the job and the template it came from: all or nothing, so
+    // a crash never leaves a scheduled run without its job.
     let mut tx = state.db.pool.begin().await.map_err(TrackingError::from)?;
+    let run = tracking::create_run_in(&mut tx, &state.db, actor, request, extras).await?;
+    for (dataset, version) in &pinned {
+        datasets::link_run_in(&mut tx, actor, &run.run, dataset, version, "training").await?;
+    }
     let new = NewJob {
         id,
         spec: &submission.spec,
@@ -102,12 +108,18 @@ pub async fn submit(state: &AppState, actor: &Actor, mut submission: Submission)
         run_id: run.run.id,
         priority: submission.priority,
         origin_job_id: submission.origin,
+        template_id: submission.template.as_ref().map(|t| t.id),
         created_by: actor.user_id,
     };
     repo::insert(&mut *tx, &new).await?;
     let details = json!({"run_id": run.run.run_uuid.simple().to_string(), "gpus": submission.spec.gpus, "origin": submission.origin});
     audit::append_in(&mut tx, actor.event("job.submit", format!("job:{id}"), details)).await?;
+    if let Some(template) = &submission.template {
+        let details = json!({"template": template.name, "version": template.version});
+        audit::append_in(&mut tx, actor.event("job_template.use", format!("job:{id}"), details)).await?;
+    }
     tx.commit().await.map_err(TrackingError::from)?;
+    tracking::touch_experiment(&state.db, submission.experiment_id).await?;
     wake();
     get(&state.db, id).await
 }
@@ -177,6 +189,7 @@ pub async fn retry(state: &AppState, actor: &Actor, id: Uuid) -> Result<JobRow> 
         spec: job.spec.0.clone(),
         priority: job.priority,
         origin: Some(id),
+        template: None,
     };
     submit(state, actor, submission).await
 }
@@ -203,7 +216,7 @@ pub async fn retrain(state: &AppState, actor: &Actor, run: Uuid, overrides: Over
         spec.datasets.push(replacement);
     }
     let submission =
-        Submission { experiment_id: job.experiment_id, spec, priority: job.priority, origin: Some(job.id) };
+        Submission { experiment_id: job.experiment_id, spec, priority: job.priority, origin: Some(job.id), template: None };
     submit(state, actor, submission).await
 }
 

@@ -66,9 +66,35 @@ pub struct RunExtras {
     pub environment: Option<Environment>,
     /// The parent run (recorded as MLflow's `mlflow.parentRunId` tag); it must exist.
     pub parent: Option<Uuid>,
+    /// The status to start in, when not RUNNING (a job's run waits as SCHEDULED).
+    pub status: Option<&'static str>,
+}
+
+/// Records that `experiment_id` changed, after the transaction that created a run in it.
+pub async fn touch_experiment(db: &Db, experiment_id: i64) -> Result<()> {
+    Ok(experiments::touch(&db.pool, experiment_id, now_millis()).await?)
 }
 
 pub async fn create_run_with(
+    db: &Db,
+    actor: &Actor,
+    request: NewRunRequest<'_>,
+    extras: RunExtras,
+) -> Result<RunRecord> {
+    let mut tx = db.pool.begin().await?;
+    let record = create_run_in(&mut tx, db, actor, request, extras).await?;
+    tx.commit().await?;
+    // Outside the transaction: holding the experiment's row lock through the audit append
+    // and the commit serialised every concurrent run creation (12 ms each under load).
+    touch_experiment(db, record.run.experiment_id).await?;
+    Ok(record)
+}
+
+/// [`create_run_with`] inside the caller's transaction, for services that create a run
+/// together with other rows (a job and its run). The caller commits, then calls
+/// [`touch_experiment`].
+pub async fn create_run_in(
+    tx: &mut PgConnection,
     db: &Db,
     actor: &Actor,
     mut request: NewRunRequest<'_>,
@@ -104,8 +130,7 @@ pub async fn create_run_with(
     let run_uuid = Uuid::new_v4();
     let artifact_uri =
         format!("{}/{}/artifacts", experiment.artifact_location.trim_end_matches('/'), run_uuid.simple());
-    let mut tx = db.pool.begin().await?;
-    let parent = parent_of(&mut tx, &tags).await?;
+    let parent = parent_of(tx, &tags).await?;
     let new = NewRun {
         run_uuid,
         experiment_id: experiment.id,
@@ -116,18 +141,18 @@ pub async fn create_run_with(
         parent_run_id: parent,
         created_by: actor.user_id,
     };
-    let row = repo::insert(&mut tx, &new).await?;
-    repo::set_tags(&mut tx, row.id, row.experiment_id, &tags).await?;
-    repo::log_params(&mut tx, row.id, row.experiment_id, &params.params).await?;
+    let mut row = repo::insert(tx, &new).await?;
+    if let Some(status) = extras.status {
+        let change = RunUpdate { status: Some(status), end_time: None, name: None };
+        row = repo::update(tx, row.id, &change).await?;
+    }
+    repo::set_tags(tx, row.id, row.experiment_id, &tags).await?;
+    repo::log_params(tx, row.id, row.experiment_id, &params.params).await?;
     if let Some(environment) = &extras.environment {
         repo::set_environment(&mut *tx, row.id, environment.as_json()).await?;
     }
     let details = json!({"experiment_id": experiment.id.to_string(), "name": name});
-    audit::append_in(&mut tx, actor.event("run.create", format!("run:{}", run_uuid.simple()), details)).await?;
-    tx.commit().await?;
-    // Outside the transaction: holding the experiment's row lock through the audit append
-    // and the commit serialised every concurrent run creation (12 ms each under load).
-    experiments::touch(&db.pool, experiment.id, now_millis()).await?;
+    audit::append_in(tx, actor.event("run.create", format!("run:{}", run_uuid.simple()), details)).await?;
     // The new run is exactly what was just written: no need to read it back.
     let mut params = params.params;
     params.sort_by(|a, b| a.key.cmp(&b.key));

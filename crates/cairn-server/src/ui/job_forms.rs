@@ -296,6 +296,8 @@ struct TemplatePage {
     timeout_secs: u64,
     /// The params' defaults and the dataset inputs, as the template has them.
     template_gpus: u32,
+    spec_cpu: Option<String>,
+    spec_memory: Option<String>,
     params: Vec<(String, String)>,
     datasets: Vec<String>,
     form: OverridesForm,
@@ -354,6 +356,8 @@ async fn render_template(
         gpus: posted.map_or_else(|| spec.gpus.to_string(), |p| p.gpus.clone()),
         timeout_secs: spec.timeout_secs,
         template_gpus: spec.gpus,
+        spec_cpu: spec.cpu.clone(),
+        spec_memory: spec.memory.clone(),
         params: spec.params.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         datasets: spec.datasets.clone(),
         form: overrides_form(state, spec, posted, true).await?,

@@ -114,6 +114,10 @@ pub async fn page(
         facts.push(fact("Exit code", code.to_string()));
     }
     facts.push(fact("GPUs", job.gpus.to_string()));
+    facts.push(fact("CPU cores", job.spec.cpu.clone().unwrap_or_else(|| "1 (default)".into())));
+    if let Some(memory) = &job.spec.memory {
+        facts.push(fact("Memory", memory.clone()));
+    }
     facts.push(fact("Priority", job.priority.to_string()));
     facts.push(fact("Timeout", format!("{} s", job.spec.timeout_secs)));
     facts.push(link_fact("Experiment", experiment.name, links::experiment(experiment.id), false));

@@ -18,7 +18,7 @@ pub enum JobCommand {
     Submit {
         /// A job template, NAME (its latest version) or NAME@VERSION: its spec with the
         /// given --param, --gpus and --dataset changes; the job records the template version
-        #[arg(long, conflicts_with_all = ["env", "timeout"])]
+        #[arg(long, conflicts_with_all = ["env", "timeout", "image", "cpu", "memory"])]
         template: Option<String>,
         /// GPUs the job needs (default: the template's, or 0)
         #[arg(long)]
@@ -124,6 +124,15 @@ pub struct SpecArgs {
     /// Seconds before the job is stopped
     #[arg(long)]
     timeout: Option<u64>,
+    /// The container image (the Kubernetes executor runs jobs in containers)
+    #[arg(long)]
+    image: Option<String>,
+    /// CPU cores to reserve, e.g. 4 or 500m (CPU-seconds are charged for them; default 1)
+    #[arg(long)]
+    cpu: Option<String>,
+    /// Memory to reserve, e.g. 16Gi
+    #[arg(long)]
+    memory: Option<String>,
 }
 
 impl SpecArgs {
@@ -138,6 +147,11 @@ impl SpecArgs {
         }
         if let Some(timeout) = self.timeout {
             body["timeout_secs"] = json!(timeout);
+        }
+        for (field, value) in [("image", self.image), ("cpu", self.cpu), ("memory", self.memory)] {
+            if let Some(value) = value {
+                body[field] = json!(value);
+            }
         }
         match self.experiment {
             Some(e) if e.chars().all(|c| c.is_ascii_digit()) => body["experiment_id"] = json!(e),

@@ -78,9 +78,19 @@ pub fn pod(config: &KubernetesConfig, job: &JobRow, env: &JobEnv) -> Result<Pod,
     vars.extend(env.public_vars().into_iter().map(|(k, v)| var(k, v)));
     vars.extend(JobEnv::TOKEN_VARS.map(|name| from_secret(name, &secret)));
 
+    // GPUs and memory are requested and capped; CPU is requested only, so that a job may use
+    // idle cores instead of being throttled at its reservation.
     let mut limits = BTreeMap::new();
+    let mut requests = BTreeMap::new();
     if spec.gpus > 0 {
         limits.insert(GPU_RESOURCE.to_owned(), Quantity(spec.gpus.to_string()));
+    }
+    if let Some(memory) = &spec.memory {
+        limits.insert("memory".to_owned(), Quantity(memory.clone()));
+        requests.insert("memory".to_owned(), Quantity(memory.clone()));
+    }
+    if let Some(cpu) = &spec.cpu {
+        requests.insert("cpu".to_owned(), Quantity(cpu.clone()));
     }
     let data_mount = VolumeMount { name: "data".into(), mount_path: DATA_DIR.into(), ..VolumeMount::default() };
     let has_data = !spec.datasets.is_empty();
@@ -94,6 +104,7 @@ pub fn pod(config: &KubernetesConfig, job: &JobRow, env: &JobEnv) -> Result<Pod,
         env: Some(vars),
         resources: Some(ResourceRequirements {
             limits: (!limits.is_empty()).then_some(limits),
+            requests: (!requests.is_empty()).then_some(requests),
             ..ResourceRequirements::default()
         }),
         volume_mounts: has_data.then(|| vec![data_mount.clone()]),
