@@ -140,7 +140,7 @@ async fn a_job_runs_in_its_run_with_params_env_and_logs() {
         .fetch_all(&jobs.app.db.pool)
         .await
         .expect("audit");
-    assert_eq!(actions, ["job.submit", "job.submit"]);
+    assert_eq!(actions, ["job.submit", "job.retry"]);
 }
 
 #[tokio::test]
