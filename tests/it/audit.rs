@@ -388,3 +388,90 @@ async fn anchors_catch_a_rewritten_or_cut_tail_that_the_chain_alone_does_not() {
     ));
     assert_eq!(audit::verify(&app.db.pool).await.expect("verify").first_break, None);
 }
+
+#[tokio::test]
+async fn who_trained_lists_trainer_datasets_commit_and_registrar_of_each_version() {
+    use reqwest::Method;
+    let app = spawn_app().await;
+    let api = crate::lineage::Api::admin(&app).await;
+    let w = crate::lineage::world(&api).await;
+    let tag = json!({"run_id": w.trainer, "key": "mlflow.source.git.commit", "value": "9f2c1e7ab34d"});
+    api.mlflow("runs/set-tag", tag).await;
+
+    app.add_user("vera", "viewer-password-1", cairn_tests::UserRole::Viewer).await;
+    let viewer = app.token_for("vera", "viewer-password-1").await;
+    let response = app.client.get(app.at("/api/v1/who-trained")).bearer_auth(&viewer).send().await.expect("request");
+    assert_eq!(response.status(), 200, "readers see who trained what");
+    let body: serde_json::Value = response.json().await.expect("json");
+    let versions = body["versions"].as_array().expect("versions");
+    assert_eq!(versions.len(), 2);
+    let newest = &versions[0];
+    assert_eq!((newest["model"].as_str(), newest["version"].as_i64()), (Some("fraud"), Some(2)));
+    assert_eq!(newest["trained_by"], "admin");
+    assert_eq!(newest["registered_by"], "admin");
+    assert_eq!(newest["source_commit"], "9f2c1e7ab34d");
+    assert_eq!(newest["run_id"], w.trainer.as_str());
+    let datasets: Vec<(String, i64)> = newest["datasets"]
+        .as_array()
+        .expect("datasets")
+        .iter()
+        .map(|d| (d["name"].as_str().unwrap_or("").to_owned(), d["version"].as_i64().unwrap_or(0)))
+        .collect();
+    assert_eq!(datasets, [("eval".to_owned(), 1), ("train".to_owned(), 1)]);
+    assert_eq!(newest["provenance_url"], "/models/fraud/versions/2/provenance");
+    let paged = api.ok(Method::GET, "/api/v1/who-trained?limit=1", None).await;
+    let before = paged["next_before"].as_i64().expect("a second page");
+    let second = api.ok(Method::GET, &format!("/api/v1/who-trained?limit=1&before={before}"), None).await;
+    assert_eq!(second["versions"][0]["version"], 1);
+    assert_eq!(second["next_before"], serde_json::Value::Null);
+
+    let (browser, _) = crate::dashboard_pages::admin(&app).await;
+    let (status, html) = crate::dashboard_pages::get(&browser, &app, "/who-trained").await;
+    assert_eq!(status, 200);
+    for expected in ["fraud v2", "/models/fraud/versions/2/provenance", "/datasets/train?version=1", "9f2c1e7ab34d"] {
+        assert!(html.contains(expected), "{expected} in the page");
+    }
+}
+
+#[tokio::test]
+async fn the_audit_page_filters_links_objects_pages_and_offers_exports() {
+    let app = spawn_app().await;
+    let api = crate::lineage::Api::admin(&app).await;
+    crate::lineage::world(&api).await;
+    let actor = cairn_server::audit::Actor::system("test");
+    for i in 0..60 {
+        audit::append(&app.db.pool, actor.event("test.event", format!("thing:{i}"), json!({}))).await.expect("append");
+    }
+    let (browser, _) = crate::dashboard_pages::admin(&app).await;
+    let (status, home) = crate::dashboard_pages::get(&browser, &app, "/").await;
+    assert_eq!(status, 200);
+    assert!(home.contains("href=\"/audit\""), "admins have the Audit log link");
+
+    let (status, html) = crate::dashboard_pages::get(&browser, &app, "/audit?action=registered_model.*").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("registered_model.create") && !html.contains("model_version.create"), "filtered");
+    assert!(html.contains("<a href=\"/models/fraud\">model:fraud</a>"), "the object is linked");
+    assert!(html.contains("value=\"registered_model.*\""), "the form keeps the filter");
+    let export = html.split("id=\"export-jsonl\"").next().and_then(|h| h.rsplit("href=\"").next()).unwrap_or("");
+    assert!(export.starts_with("/api/v1/audit/export?action=registered_model.*&"), "export keeps it too: {export}");
+    assert!(export.contains("format=jsonl"), "{export}");
+
+    let (_, html) = crate::dashboard_pages::get(&browser, &app, "/audit?object=model:fraud/*").await;
+    assert!(html.contains("<a href=\"/models/fraud/versions/2\">model:fraud/2</a>"), "versions link to their page");
+
+    let (status, first) = crate::dashboard_pages::get(&browser, &app, "/audit?action=test.*").await;
+    assert_eq!(status, 200);
+    assert_eq!(first.matches("<code>test.event</code>").count(), 50);
+    let marker = "rel=\"next\" id=\"older\"";
+    let link_end = first.find(marker).expect("a next-page link");
+    let href_start = first[..link_end].rfind("href=\"").expect("href") + "href=\"".len();
+    let next = first[href_start..link_end].trim_end().trim_end_matches('"').replace("&#38;", "&");
+    assert!(next.starts_with("/audit?action=test.*&before="), "{next}");
+    let (_, second) = crate::dashboard_pages::get(&browser, &app, &next).await;
+    assert_eq!(second.matches("<code>test.event</code>").count(), 10);
+    assert!(!second.contains(marker), "the last page");
+
+    let (status, bad) = crate::dashboard_pages::get(&browser, &app, "/audit?since=yesterday").await;
+    assert_eq!(status, 400);
+    assert!(bad.contains("since: &#34;yesterday&#34; is not a time") || bad.contains("is not a time"), "{bad}");
+}

@@ -2,7 +2,7 @@
 //! driven over WebDriver with fantoccini: log in, open an experiment, sort and filter the
 //! runs table, open a run and see its chart drawn, browse its artifacts (a CSV preview, an
 //! image, a real download), select three runs and compare them (the differing param
-//! highlighted, parallel coordinates and a scatter plot drawn).
+//! highlighted, parallel coordinates and a scatter plot drawn); filter the audit log.
 //! Screenshots of the main pages, light and dark at 1280 px wide, go to
 //! `$CAIRN_TEST_ARTIFACTS/dashboard/` (default `target/test-artifacts/dashboard/`).
 //!
@@ -677,6 +677,76 @@ async fn in_chromium_retrain_a_finished_job_with_a_changed_param_and_follow_its_
     let outcome = retrain_scenario(&client, &api.app, &run).await;
     if outcome.is_err() {
         let _ = screenshot(&client, "retrain-failure").await;
+    }
+    let _ = client.close().await;
+    drop(driver);
+    if let Err(e) = outcome {
+        panic!("{e:#} (screenshot of the failure in {})", artifacts_dir().display());
+    }
+}
+
+/// Log in, open the audit log from the header, filter by action with a wildcard and by
+/// actor, see only matching rows and the export links keep the filters, narrow to nothing,
+/// see a bad time explained, and follow an event's object link.
+async fn audit_scenario(client: &Client, app: &TestApp) -> Result<()> {
+    let wait = |locator| client.wait().at_most(Duration::from_secs(10)).for_element(locator);
+    client.goto(&app.at("/login")).await?;
+    client.find(Locator::Id("username")).await?.send_keys("admin").await?;
+    client.find(Locator::Id("password")).await?.send_keys(ADMIN_PASSWORD).await?;
+    client.find(Locator::Css("form button[type=submit]")).await?.click().await?;
+    wait(Locator::Css("header.top")).await?;
+    client.find(Locator::Css("header.top nav a[href=\"/audit\"]")).await?.click().await?;
+    wait(Locator::Id("audit-filters")).await?;
+    ensure!(client.current_url().await?.path() == "/audit");
+
+    let submit = async |field: &str, value: &str| -> Result<()> {
+        let input = client.find(Locator::Id(field)).await?;
+        input.clear().await?;
+        input.send_keys(value).await?;
+        client.find(Locator::Css("#audit-filters button[type=submit]")).await?.click().await?;
+        let check = format!("return new URLSearchParams(location.search).get('{}') === {value:?}", &field[2..]);
+        eventually(client, "the filtered page", &check).await?;
+        wait(Locator::Id("audit-filters")).await?;
+        Ok(())
+    };
+    submit("f-action", "registered_model.*").await?;
+    let actions = texts(client, "#audit-events tbody td:nth-child(4)").await?;
+    ensure!(!actions.is_empty(), "matching events are listed");
+    ensure!(actions.iter().all(|a| a.starts_with("registered_model.")), "only registered_model.*: {actions:?}");
+    let export = client.find(Locator::Id("export-jsonl")).await?.attr("href").await?.unwrap_or_default();
+    ensure!(export.contains("action=registered_model.*") && export.contains("format=jsonl"), "{export}");
+
+    submit("f-actor", "system:*").await?;
+    let actors = texts(client, "#audit-events tbody td:nth-child(3)").await?;
+    ensure!(!actors.is_empty() && actors.iter().all(|a| a.starts_with("system:")), "{actors:?}");
+    ensure!(client.current_url().await?.query().is_some_and(|q| q.contains("action=")), "both filters apply");
+    screenshot(client, "audit-light").await?;
+
+    submit("f-actor", "nobody").await?;
+    let empty = client.find(Locator::Css(".empty-line")).await?.text().await?;
+    ensure!(empty.contains("No events match"), "{empty}");
+
+    submit("f-since", "yesterday").await?;
+    let error = client.find(Locator::Css("p.error")).await?.text().await?;
+    ensure!(error.contains("since") && error.contains("is not a time"), "{error}");
+
+    client.goto(&app.at("/audit?action=registered_model.create")).await?;
+    wait(Locator::LinkText("model:churn-model")).await?;
+    client.find(Locator::LinkText("model:churn-model")).await?.click().await?;
+    eventually(client, "the model page", "return location.pathname === '/models/churn-model'").await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn in_chromium_filter_the_audit_log_and_follow_an_event_to_its_object() {
+    let app = spawn_app().await;
+    seed_model(&app).await.expect("seed the registry");
+    let driver = Driver::start().await;
+    let profile = tempfile::tempdir().expect("profile dir");
+    let client = open_browser(&driver, profile.path()).await;
+    let outcome = audit_scenario(&client, &app).await;
+    if outcome.is_err() {
+        let _ = screenshot(&client, "audit-failure").await;
     }
     let _ = client.close().await;
     drop(driver);
