@@ -457,6 +457,16 @@ async fn in_chromium_log_in_sort_filter_open_a_chart_browse_artifacts_and_compar
     eprintln!("dashboard screenshots in {}", artifacts_dir().display());
 }
 
+/// Logs in as admin through the form and waits for a page with the header.
+async fn log_in_as_admin(client: &Client, app: &TestApp) -> Result<()> {
+    client.goto(&app.at("/login")).await?;
+    client.find(Locator::Id("username")).await?.send_keys("admin").await?;
+    client.find(Locator::Id("password")).await?.send_keys(ADMIN_PASSWORD).await?;
+    client.find(Locator::Css("form button[type=submit]")).await?.click().await?;
+    client.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("header.top")).await?;
+    Ok(())
+}
+
 /// A registered model with one version from a run that logged `accuracy`.
 async fn seed_model(app: &TestApp) -> Result<()> {
     let experiment = new_experiment(app, "churn").await;
@@ -481,11 +491,7 @@ async fn seed_model(app: &TestApp) -> Result<()> {
 /// Log in, open the model from the header's Models link, check the versions table shows the
 /// source run and its metric, set an alias with the form and see it on the page.
 async fn model_scenario(client: &Client, app: &TestApp) -> Result<()> {
-    client.goto(&app.at("/login")).await?;
-    client.find(Locator::Id("username")).await?.send_keys("admin").await?;
-    client.find(Locator::Id("password")).await?.send_keys(ADMIN_PASSWORD).await?;
-    client.find(Locator::Css("form button[type=submit]")).await?.click().await?;
-    client.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("header.top")).await?;
+    log_in_as_admin(client, app).await?;
     client.find(Locator::Css("header.top nav a[href=\"/models\"]")).await?.click().await?;
     client.wait().at_most(Duration::from_secs(10)).for_element(Locator::LinkText("churn-model")).await?;
     client.find(Locator::LinkText("churn-model")).await?.click().await?;
@@ -507,22 +513,28 @@ async fn model_scenario(client: &Client, app: &TestApp) -> Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn in_chromium_open_a_model_and_set_an_alias() {
-    let app = spawn_app().await;
-    seed_model(&app).await.expect("seed the registry");
+/// Runs `scenario` in a fresh Chromium; a failure leaves a screenshot `NAME-failure.png`
+/// and fails the test with the error.
+async fn in_chromium(app: &TestApp, name: &str, scenario: impl AsyncFnOnce(&Client, &TestApp) -> Result<()>) {
     let driver = Driver::start().await;
     let profile = tempfile::tempdir().expect("profile dir");
     let client = open_browser(&driver, profile.path()).await;
-    let outcome = model_scenario(&client, &app).await;
+    let outcome = scenario(&client, app).await;
     if outcome.is_err() {
-        let _ = screenshot(&client, "model-failure").await;
+        let _ = screenshot(&client, &format!("{name}-failure")).await;
     }
     let _ = client.close().await;
     drop(driver);
     if let Err(e) = outcome {
         panic!("{e:#} (screenshot of the failure in {})", artifacts_dir().display());
     }
+}
+
+#[tokio::test]
+async fn in_chromium_open_a_model_and_set_an_alias() {
+    let app = spawn_app().await;
+    seed_model(&app).await.expect("seed the registry");
+    in_chromium(&app, "model", model_scenario).await;
 }
 
 /// Log in, open a dataset from the header's Datasets link (its schema and the runs that
@@ -690,11 +702,7 @@ async fn in_chromium_retrain_a_finished_job_with_a_changed_param_and_follow_its_
 /// see a bad time explained, and follow an event's object link.
 async fn audit_scenario(client: &Client, app: &TestApp) -> Result<()> {
     let wait = |locator| client.wait().at_most(Duration::from_secs(10)).for_element(locator);
-    client.goto(&app.at("/login")).await?;
-    client.find(Locator::Id("username")).await?.send_keys("admin").await?;
-    client.find(Locator::Id("password")).await?.send_keys(ADMIN_PASSWORD).await?;
-    client.find(Locator::Css("form button[type=submit]")).await?.click().await?;
-    wait(Locator::Css("header.top")).await?;
+    log_in_as_admin(client, app).await?;
     client.find(Locator::Css("header.top nav a[href=\"/audit\"]")).await?.click().await?;
     wait(Locator::Id("audit-filters")).await?;
     ensure!(client.current_url().await?.path() == "/audit");
@@ -741,16 +749,5 @@ async fn audit_scenario(client: &Client, app: &TestApp) -> Result<()> {
 async fn in_chromium_filter_the_audit_log_and_follow_an_event_to_its_object() {
     let app = spawn_app().await;
     seed_model(&app).await.expect("seed the registry");
-    let driver = Driver::start().await;
-    let profile = tempfile::tempdir().expect("profile dir");
-    let client = open_browser(&driver, profile.path()).await;
-    let outcome = audit_scenario(&client, &app).await;
-    if outcome.is_err() {
-        let _ = screenshot(&client, "audit-failure").await;
-    }
-    let _ = client.close().await;
-    drop(driver);
-    if let Err(e) = outcome {
-        panic!("{e:#} (screenshot of the failure in {})", artifacts_dir().display());
-    }
+    in_chromium(&app, "audit", audit_scenario).await;
 }

@@ -108,12 +108,6 @@ pub async fn who_trained(
     before: Option<i64>,
     limit: i64,
 ) -> Result<(Vec<cairn_db::provenance::WhoTrainedRow>, Option<i64>), cairn_db::DbError> {
-    let mut rows = cairn_db::provenance::who_trained(&db.pool, model, before, limit + 1).await?;
-    let next = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last().map(|r| r.id)
-    } else {
-        None
-    };
-    Ok((rows, next))
+    let rows = cairn_db::provenance::who_trained(&db.pool, model, before, limit + 1).await?;
+    Ok(cairn_db::paging::split(rows, limit, |r| r.id))
 }

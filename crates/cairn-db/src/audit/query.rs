@@ -99,14 +99,8 @@ pub async fn page(
         q.push(" AND id < ").push_bind(before);
     }
     q.push(" ORDER BY id DESC LIMIT ").push_bind(limit + 1);
-    let mut rows: Vec<EventRow> = q.build_query_as().fetch_all(pool).await?;
-    let next = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last().map(|r| r.id)
-    } else {
-        None
-    };
-    Ok((rows, next))
+    let rows: Vec<EventRow> = q.build_query_as().fetch_all(pool).await?;
+    Ok(crate::paging::split(rows, limit, |r| r.id))
 }
 
 /// The id of the newest event (0 when the log is empty): an export stops there, so it is a
