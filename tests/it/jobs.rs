@@ -136,10 +136,11 @@ async fn a_job_runs_in_its_run_with_params_env_and_logs() {
     assert_eq!(retried["spec"], job["spec"]);
     jobs.wait_for(retried["id"].as_str().expect("id"), None).await;
 
-    let actions: Vec<String> = sqlx::query_scalar("SELECT action FROM audit_events WHERE action LIKE 'job.%'")
-        .fetch_all(&jobs.app.db.pool)
-        .await
-        .expect("audit");
+    let actions: Vec<String> =
+        sqlx::query_scalar("SELECT action FROM audit_events WHERE action LIKE 'job.%' ORDER BY id")
+            .fetch_all(&jobs.app.db.pool)
+            .await
+            .expect("audit");
     assert_eq!(actions, ["job.submit", "job.retry"]);
 }
 
