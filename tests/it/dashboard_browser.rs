@@ -2,7 +2,7 @@
 //! driven over WebDriver with fantoccini: log in, open an experiment, sort and filter the
 //! runs table, open a run and see its chart drawn, browse its artifacts (a CSV preview, an
 //! image, a real download), select three runs and compare them (the differing param
-//! highlighted, parallel coordinates and a scatter plot drawn).
+//! highlighted, parallel coordinates and a scatter plot drawn); filter the audit log.
 //! Screenshots of the main pages, light and dark at 1280 px wide, go to
 //! `$CAIRN_TEST_ARTIFACTS/dashboard/` (default `target/test-artifacts/dashboard/`).
 //!
@@ -457,6 +457,16 @@ async fn in_chromium_log_in_sort_filter_open_a_chart_browse_artifacts_and_compar
     eprintln!("dashboard screenshots in {}", artifacts_dir().display());
 }
 
+/// Logs in as admin through the form and waits for a page with the header.
+async fn log_in_as_admin(client: &Client, app: &TestApp) -> Result<()> {
+    client.goto(&app.at("/login")).await?;
+    client.find(Locator::Id("username")).await?.send_keys("admin").await?;
+    client.find(Locator::Id("password")).await?.send_keys(ADMIN_PASSWORD).await?;
+    client.find(Locator::Css("form button[type=submit]")).await?.click().await?;
+    client.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("header.top")).await?;
+    Ok(())
+}
+
 /// A registered model with one version from a run that logged `accuracy`.
 async fn seed_model(app: &TestApp) -> Result<()> {
     let experiment = new_experiment(app, "churn").await;
@@ -481,11 +491,7 @@ async fn seed_model(app: &TestApp) -> Result<()> {
 /// Log in, open the model from the header's Models link, check the versions table shows the
 /// source run and its metric, set an alias with the form and see it on the page.
 async fn model_scenario(client: &Client, app: &TestApp) -> Result<()> {
-    client.goto(&app.at("/login")).await?;
-    client.find(Locator::Id("username")).await?.send_keys("admin").await?;
-    client.find(Locator::Id("password")).await?.send_keys(ADMIN_PASSWORD).await?;
-    client.find(Locator::Css("form button[type=submit]")).await?.click().await?;
-    client.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("header.top")).await?;
+    log_in_as_admin(client, app).await?;
     client.find(Locator::Css("header.top nav a[href=\"/models\"]")).await?.click().await?;
     client.wait().at_most(Duration::from_secs(10)).for_element(Locator::LinkText("churn-model")).await?;
     client.find(Locator::LinkText("churn-model")).await?.click().await?;
@@ -507,22 +513,28 @@ async fn model_scenario(client: &Client, app: &TestApp) -> Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn in_chromium_open_a_model_and_set_an_alias() {
-    let app = spawn_app().await;
-    seed_model(&app).await.expect("seed the registry");
+/// Runs `scenario` in a fresh Chromium; a failure leaves a screenshot `NAME-failure.png`
+/// and fails the test with the error.
+async fn in_chromium(app: &TestApp, name: &str, scenario: impl AsyncFnOnce(&Client, &TestApp) -> Result<()>) {
     let driver = Driver::start().await;
     let profile = tempfile::tempdir().expect("profile dir");
     let client = open_browser(&driver, profile.path()).await;
-    let outcome = model_scenario(&client, &app).await;
+    let outcome = scenario(&client, app).await;
     if outcome.is_err() {
-        let _ = screenshot(&client, "model-failure").await;
+        let _ = screenshot(&client, &format!("{name}-failure")).await;
     }
     let _ = client.close().await;
     drop(driver);
     if let Err(e) = outcome {
         panic!("{e:#} (screenshot of the failure in {})", artifacts_dir().display());
     }
+}
+
+#[tokio::test]
+async fn in_chromium_open_a_model_and_set_an_alias() {
+    let app = spawn_app().await;
+    seed_model(&app).await.expect("seed the registry");
+    in_chromium(&app, "model", model_scenario).await;
 }
 
 /// Log in, open a dataset from the header's Datasets link (its schema and the runs that
@@ -683,4 +695,59 @@ async fn in_chromium_retrain_a_finished_job_with_a_changed_param_and_follow_its_
     if let Err(e) = outcome {
         panic!("{e:#} (screenshot of the failure in {})", artifacts_dir().display());
     }
+}
+
+/// Log in, open the audit log from the header, filter by action with a wildcard and by
+/// actor, see only matching rows and the export links keep the filters, narrow to nothing,
+/// see a bad time explained, and follow an event's object link.
+async fn audit_scenario(client: &Client, app: &TestApp) -> Result<()> {
+    let wait = |locator| client.wait().at_most(Duration::from_secs(10)).for_element(locator);
+    log_in_as_admin(client, app).await?;
+    client.find(Locator::Css("header.top nav a[href=\"/audit\"]")).await?.click().await?;
+    wait(Locator::Id("audit-filters")).await?;
+    ensure!(client.current_url().await?.path() == "/audit");
+
+    let submit = async |field: &str, value: &str| -> Result<()> {
+        let input = client.find(Locator::Id(field)).await?;
+        input.clear().await?;
+        input.send_keys(value).await?;
+        client.find(Locator::Css("#audit-filters button[type=submit]")).await?.click().await?;
+        let check = format!("return new URLSearchParams(location.search).get('{}') === {value:?}", &field[2..]);
+        eventually(client, "the filtered page", &check).await?;
+        wait(Locator::Id("audit-filters")).await?;
+        Ok(())
+    };
+    submit("f-action", "registered_model.*").await?;
+    let actions = texts(client, "#audit-events tbody td:nth-child(4)").await?;
+    ensure!(!actions.is_empty(), "matching events are listed");
+    ensure!(actions.iter().all(|a| a.starts_with("registered_model.")), "only registered_model.*: {actions:?}");
+    let export = client.find(Locator::Id("export-jsonl")).await?.attr("href").await?.unwrap_or_default();
+    ensure!(export.contains("action=registered_model.*") && export.contains("format=jsonl"), "{export}");
+
+    submit("f-actor", "system:*").await?;
+    let actors = texts(client, "#audit-events tbody td:nth-child(3)").await?;
+    ensure!(!actors.is_empty() && actors.iter().all(|a| a.starts_with("system:")), "{actors:?}");
+    ensure!(client.current_url().await?.query().is_some_and(|q| q.contains("action=")), "both filters apply");
+    screenshot(client, "audit-light").await?;
+
+    submit("f-actor", "nobody").await?;
+    let empty = client.find(Locator::Css(".empty-line")).await?.text().await?;
+    ensure!(empty.contains("No events match"), "{empty}");
+
+    submit("f-since", "yesterday").await?;
+    let error = client.find(Locator::Css("p.error")).await?.text().await?;
+    ensure!(error.contains("since") && error.contains("is not a time"), "{error}");
+
+    client.goto(&app.at("/audit?action=registered_model.create")).await?;
+    wait(Locator::LinkText("model:churn-model")).await?;
+    client.find(Locator::LinkText("model:churn-model")).await?.click().await?;
+    eventually(client, "the model page", "return location.pathname === '/models/churn-model'").await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn in_chromium_filter_the_audit_log_and_follow_an_event_to_its_object() {
+    let app = spawn_app().await;
+    seed_model(&app).await.expect("seed the registry");
+    in_chromium(&app, "audit", audit_scenario).await;
 }

@@ -136,11 +136,12 @@ async fn a_job_runs_in_its_run_with_params_env_and_logs() {
     assert_eq!(retried["spec"], job["spec"]);
     jobs.wait_for(retried["id"].as_str().expect("id"), None).await;
 
-    let actions: Vec<String> = sqlx::query_scalar("SELECT action FROM audit_events WHERE action LIKE 'job.%'")
-        .fetch_all(&jobs.app.db.pool)
-        .await
-        .expect("audit");
-    assert_eq!(actions, ["job.submit", "job.submit"]);
+    let actions: Vec<String> =
+        sqlx::query_scalar("SELECT action FROM audit_events WHERE action LIKE 'job.%' ORDER BY id")
+            .fetch_all(&jobs.app.db.pool)
+            .await
+            .expect("audit");
+    assert_eq!(actions, ["job.submit", "job.retry"]);
 }
 
 #[tokio::test]
@@ -204,6 +205,13 @@ async fn retrain_repeats_the_job_of_a_run_with_changed_params() {
         jobs.json(reqwest::Method::GET, &format!("/runs/{}", done["run_id"].as_str().expect("run")), None, 200).await;
     assert_eq!(new_run["tags"]["cairn.origin_run_id"], run_id, "the new run names the run it retrains");
     assert_eq!(new_run["params"]["lr"], "0.01");
+    let audited = jobs.json(reqwest::Method::GET, "/audit?action=job.re*", None, 200).await;
+    let retrain = &audited["events"][0];
+    assert_eq!(retrain["action"], "job.retrain", "{audited}");
+    let target = retrain["target"].as_str().unwrap_or("").replace('-', "");
+    assert_eq!(target, format!("job:{}", retrained["id"].as_str().expect("id")));
+    assert_eq!(retrain["actor"], "admin");
+    assert_eq!(retrain["details"]["origin"].as_str().map(|o| o.replace('-', "")).as_deref(), Some(id.as_str()));
 
     // A run logged by hand has no job to repeat.
     let experiment = jobs.json(reqwest::Method::POST, "/experiments", Some(json!({"name": "by-hand"})), 201).await;

@@ -164,7 +164,7 @@ async fn job_pages_show_state_spec_timeline_log_and_run_with_cancel_and_retry_fo
             .fetch_all(&app.db.pool)
             .await
             .expect("audit");
-    assert_eq!(actions, ["job.submit", "job.submit", "job.submit", "job.cancel", "job.submit"]);
+    assert_eq!(actions, ["job.submit", "job.submit", "job.submit", "job.cancel", "job.retry"]);
     let saves: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE action = 'job_template.save'")
         .fetch_one(&app.db.pool)
         .await

@@ -544,16 +544,20 @@ async fn long_values_are_logged_searched_and_sorted() {
         api.ok("runs/log-batch", batch).await;
         runs.push(run);
     }
-    let search = |filter: String, order: &str| {
-        json!({"experiment_ids": [exp], "filter": filter, "order_by": [order], "max_results": 10})
-    };
+    let search = |filter: String, order: &str| json!({"experiment_ids": [exp], "filter": filter, "order_by": [order], "max_results": 10});
     let names = |v: &Value| -> Vec<String> {
-        v["runs"].as_array().expect("runs").iter().map(|r| r["info"]["run_name"].as_str().expect("name").to_owned()).collect()
+        v["runs"]
+            .as_array()
+            .expect("runs")
+            .iter()
+            .map(|r| r["info"]["run_name"].as_str().expect("name").to_owned())
+            .collect()
     };
     let found = api.ok("runs/search", search(format!("params.blob = '{}'", values[2]), "attributes.run_name")).await;
     assert_eq!(names(&found), ["long-2"]);
     let found = api.ok("runs/search", search(String::new(), "params.blob ASC")).await;
-    let mut expected: Vec<(&String, String)> = values.iter().enumerate().map(|(i, v)| (v, format!("long-{i}"))).collect();
+    let mut expected: Vec<(&String, String)> =
+        values.iter().enumerate().map(|(i, v)| (v, format!("long-{i}"))).collect();
     expected.sort();
     assert_eq!(names(&found), expected.iter().map(|(_, n)| n.clone()).collect::<Vec<_>>(), "whole values decide ties");
     let found = api.ok("runs/search", search(format!("params.blob != '{}'", values[0]), "params.blob DESC")).await;

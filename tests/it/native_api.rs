@@ -32,8 +32,16 @@ impl<'a> Api<'a> {
         }
         let response = request.send().await.expect("request");
         let status = response.status().as_u16();
+        // Exports are files (JSON Lines, CSV), not one JSON document.
+        let file = response.headers().contains_key("content-disposition");
         let bytes = response.bytes().await.expect("body");
-        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).expect("JSON body") };
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else if file {
+            Value::String(String::from_utf8_lossy(&bytes).into_owned())
+        } else {
+            serde_json::from_slice(&bytes).expect("JSON body")
+        };
         (status, body)
     }
 
@@ -691,6 +699,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/users"),
     ("patch", "/api/v1/users/{username}"),
     ("get", "/api/v1/audit"),
+    ("get", "/api/v1/audit/export"),
     ("get", "/api/v1/experiments"),
     ("post", "/api/v1/experiments"),
     ("get", "/api/v1/experiments/{id}"),
@@ -737,6 +746,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/runs/{id}/datasets"),
     ("get", "/api/v1/lineage"),
     ("get", "/api/v1/models/{name}/versions/{version}/provenance"),
+    ("get", "/api/v1/who-trained"),
     ("get", "/api/v1/openapi.json"),
 ];
 

@@ -11,6 +11,7 @@ pub mod job_templates;
 pub mod job_usage;
 pub mod jobs;
 pub mod lineage;
+pub mod paging;
 pub mod pool;
 pub mod provenance;
 pub mod registry;

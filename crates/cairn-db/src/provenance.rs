@@ -40,3 +40,61 @@ pub async fn model_version_events(
     .fetch_all(db)
     .await?)
 }
+
+/// One line of "who trained what": a model version, who registered it, and the run it
+/// came from with who created it, its source commit and the dataset versions it used.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct WhoTrainedRow {
+    /// `model_versions.id`, the keyset of the list.
+    pub id: i64,
+    pub model: String,
+    pub version: i64,
+    pub stage: String,
+    pub registered_at: i64,
+    pub registered_by: Option<String>,
+    pub run_uuid: Option<uuid::Uuid>,
+    pub run_name: Option<String>,
+    pub trained_by: Option<String>,
+    /// MLflow's free-form `user_id` of the run (what the client said).
+    pub run_user: Option<String>,
+    pub source_commit: Option<String>,
+    /// `(name, version)` of each dataset version the run used, by name.
+    pub datasets: sqlx::types::Json<Vec<(String, i32)>>,
+}
+
+/// Model versions newest first (ids below `before`), at most `limit`, optionally of one
+/// model, with their training facts: one statement, whatever the number of versions.
+pub async fn who_trained(
+    db: impl PgExecutor<'_>,
+    model: Option<&str>,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<WhoTrainedRow>, DbError> {
+    Ok(sqlx::query_as(
+        "SELECT mv.id, rm.name AS model, mv.version, mv.current_stage AS stage, \
+                mv.creation_time AS registered_at, reg.username AS registered_by, \
+                r.run_uuid, r.name AS run_name, trainer.username AS trained_by, r.user_id AS run_user, \
+                commit_tag.value AS source_commit, \
+                coalesce(inputs.datasets, '[]'::jsonb) AS datasets \
+         FROM model_versions mv \
+         JOIN registered_models rm ON rm.id = mv.model_id \
+         LEFT JOIN users reg ON reg.id = mv.created_by \
+         LEFT JOIN runs r ON r.id = mv.run_id \
+         LEFT JOIN users trainer ON trainer.id = r.created_by \
+         LEFT JOIN run_tags commit_tag ON commit_tag.run_id = r.id AND commit_tag.key = 'mlflow.source.git.commit' \
+         LEFT JOIN LATERAL ( \
+             SELECT jsonb_agg(jsonb_build_array(d.name, dv.version) ORDER BY d.name, dv.version) AS datasets \
+             FROM run_dataset_versions rdv \
+             JOIN dataset_versions dv ON dv.id = rdv.version_id \
+             JOIN datasets d ON d.id = dv.dataset_id \
+             WHERE rdv.run_id = r.id \
+         ) inputs ON true \
+         WHERE ($1::text IS NULL OR rm.name = $1) AND ($2::bigint IS NULL OR mv.id < $2) \
+         ORDER BY mv.id DESC LIMIT $3",
+    )
+    .bind(model)
+    .bind(before)
+    .bind(limit)
+    .fetch_all(db)
+    .await?)
+}

@@ -9,10 +9,15 @@
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, MatchedPath, Request};
-use axum::http::{HeaderMap, Method};
+use axum::http::{HeaderMap, Method, header};
+use axum::middleware::Next;
+use axum::response::Response;
 use axum_extra::extract::CookieJar;
+use base64::Engine;
+use cairn_db::audit::NewEvent;
+use serde_json::json;
 
-use crate::audit::ActorSlot;
+use crate::audit::{Actor, ActorSlot, Audited};
 use crate::auth::session::{self, CSRF_HEADER};
 use crate::auth::{self, AuthError, Credential, Principal};
 use crate::state::AppState;
@@ -49,6 +54,79 @@ pub async fn admit(state: &AppState, request: &mut Request) -> Result<(), Denial
     authorize(&principal, request)?;
     request.extensions_mut().insert(principal);
     Ok(())
+}
+
+/// The guard of a surface: admits the request, or answers with `refuse` (the surface's
+/// error shape). A refusal for bad credentials is audited here as `auth.failed`, reads
+/// included (the audit middleware sees only writes), and the response is marked so that
+/// the middleware does not record it twice.
+pub async fn guard(
+    state: &AppState,
+    mut request: Request,
+    next: Next,
+    refuse: impl FnOnce(Denial) -> Response,
+) -> Response {
+    match admit(state, &mut request).await {
+        Ok(()) => next.run(request).await,
+        Err(denial) => {
+            let recorded = match auth_failure_event(state, &request, &denial) {
+                None => false,
+                Some(event) => match cairn_db::audit::append(&state.db.pool, event).await {
+                    Ok(_) => true,
+                    Err(e) => {
+                        tracing::error!(error = %e, "could not write audit event");
+                        false
+                    }
+                },
+            };
+            let mut response = refuse(denial);
+            if recorded {
+                response.extensions_mut().insert(Audited);
+            }
+            response
+        }
+    }
+}
+
+/// Writes `auth.failed` for credentials that were given and refused (not for absent ones,
+/// which are the normal first step of HTTP authentication). The event names the account a
+/// password was tried for, or the token's id when its signature is ours; never the secret.
+fn auth_failure_event(state: &AppState, request: &Request, denial: &Denial) -> Option<NewEvent> {
+    let Denial::Auth(error) = denial else {
+        return None;
+    };
+    if matches!(error, AuthError::Missing | AuthError::Internal(_)) {
+        return None;
+    }
+    let actor = Actor::anonymous_at(request.headers(), request.extensions());
+    let authorization = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let (scheme, credential) = authorization.split_once(' ').unwrap_or((authorization, ""));
+    let (actor_name, target) = if scheme.eq_ignore_ascii_case("basic") {
+        let username = base64::engine::general_purpose::STANDARD
+            .decode(credential.trim())
+            .ok()
+            .and_then(|d| String::from_utf8(d).ok())
+            .and_then(|d| d.split_once(':').map(|(user, _)| user.to_owned()));
+        match username {
+            Some(user) => (user.clone(), format!("user:{user}")),
+            None => (actor.name.clone(), "user:(unreadable)".to_owned()),
+        }
+    } else if scheme.eq_ignore_ascii_case("bearer") {
+        let id =
+            state.token_keys.decode(credential.trim()).map_or_else(|| "(unknown)".to_owned(), |c| c.jti.to_string());
+        (actor.name.clone(), format!("token:{id}"))
+    } else {
+        (actor.name.clone(), "(credentials)".to_owned())
+    };
+    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
+    let mut event = actor.event(
+        "auth.failed",
+        target,
+        json!({"reason": error.to_string(), "method": request.method().as_str(), "route": route}),
+    );
+    event.actor_name = actor_name;
+    event.outcome = if matches!(error, AuthError::RateLimited(_)) { "rate_limited" } else { "denied" }.to_owned();
+    Some(event)
 }
 
 async fn principal_for(

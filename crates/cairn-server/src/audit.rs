@@ -11,8 +11,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
 use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, Request, State};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{Extensions, HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use cairn_db::audit::{self, NewEvent};
@@ -37,12 +37,7 @@ impl Actor {
     }
 
     pub fn for_principal(principal: &Principal, parts: &Parts) -> Actor {
-        Actor {
-            user_id: Some(principal.user_id),
-            name: principal.username.clone(),
-            request_id: request_id(parts),
-            client_addr: client_addr(parts),
-        }
+        Actor { user_id: Some(principal.user_id), name: principal.username.clone(), ..Actor::anonymous(parts) }
     }
 
     /// A successful event done by this actor.
@@ -60,11 +55,16 @@ impl Actor {
     }
 
     pub fn anonymous(parts: &Parts) -> Actor {
+        Actor::anonymous_at(&parts.headers, &parts.extensions)
+    }
+
+    /// [`Actor::anonymous`] from a request's headers and extensions.
+    pub fn anonymous_at(headers: &HeaderMap, extensions: &Extensions) -> Actor {
         Actor {
             user_id: None,
             name: "anonymous".into(),
-            request_id: request_id(parts),
-            client_addr: client_addr(parts),
+            request_id: headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned),
+            client_addr: extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip().to_string()),
         }
     }
 }
@@ -78,14 +78,6 @@ impl<S: Send + Sync> FromRequestParts<S> for Actor {
             None => Actor::anonymous(parts),
         })
     }
-}
-
-fn request_id(parts: &Parts) -> Option<String> {
-    parts.headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned)
-}
-
-pub fn client_addr(parts: &Parts) -> Option<String> {
-    parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip().to_string())
 }
 
 /// Where the authentication layers leave the authenticated caller for this middleware,

@@ -6,6 +6,7 @@ pub mod access;
 pub mod accounts;
 pub mod api;
 pub mod audit;
+pub mod audit_trail;
 pub mod auth;
 pub mod config;
 pub mod datasets;

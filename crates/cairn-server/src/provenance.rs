@@ -100,3 +100,14 @@ async fn source_run(db: &Db, id: uuid::Uuid) -> Result<SourceRun> {
         record,
     })
 }
+
+/// One page of "who trained what", newest version first, and the `before` of the next page.
+pub async fn who_trained(
+    db: &Db,
+    model: Option<&str>,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<(Vec<cairn_db::provenance::WhoTrainedRow>, Option<i64>), cairn_db::DbError> {
+    let rows = cairn_db::provenance::who_trained(&db.pool, model, before, limit + 1).await?;
+    Ok(cairn_db::paging::split(rows, limit, |r| r.id))
+}

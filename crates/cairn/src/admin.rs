@@ -1,4 +1,4 @@
-//! Admin commands: `migrate`, `user ...`, `token ...`, `audit verify`. They work whether
+//! Admin commands: `migrate`, `user ...`, `token ...` (and `audit ...` in [`crate::audit`]). They work whether
 //! the server is running or not: with the embedded database they attach to the running
 //! server's cluster, or start the cluster for the length of the command.
 
@@ -84,13 +84,13 @@ impl AdminDb {
     }
 }
 
-fn cli_actor() -> Actor {
+pub(crate) fn cli_actor() -> Actor {
     let os_user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
     Actor { user_id: None, name: format!("cli:{os_user}"), request_id: None, client_addr: None }
 }
 
 /// Runs `f` against the admin database and always releases it.
-async fn with_db<F, Fut>(args: &DataArgs, f: F) -> anyhow::Result<ExitCode>
+pub(crate) async fn with_db<F, Fut>(args: &DataArgs, f: F) -> anyhow::Result<ExitCode>
 where
     F: FnOnce(Db) -> Fut,
     Fut: Future<Output = anyhow::Result<ExitCode>>,
@@ -317,36 +317,5 @@ pub async fn token(cmd: TokenCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         })
         .await,
-    }
-}
-
-#[derive(Subcommand)]
-pub enum AuditCommand {
-    /// Recompute the audit log's hash chain and report the first broken row
-    Verify {
-        #[command(flatten)]
-        data: DataArgs,
-    },
-}
-
-pub async fn audit(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
-    match cmd {
-        AuditCommand::Verify { data } => {
-            with_db(&data, |db| async move {
-                let result = cairn_db::audit::verify(&db.pool).await?;
-                match result.first_break {
-                    None => {
-                        let head = result.head_hash.unwrap_or_else(|| "(empty)".into());
-                        println!("ok: {} rows checked, chain head {head}", result.rows_checked);
-                        Ok(ExitCode::SUCCESS)
-                    }
-                    Some(broken) => {
-                        println!("BROKEN: {broken} ({} rows before it verified)", result.rows_checked);
-                        Ok(ExitCode::from(2))
-                    }
-                }
-            })
-            .await
-        }
     }
 }

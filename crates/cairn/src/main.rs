@@ -1,6 +1,7 @@
 //! `cairn`: the server and its admin commands.
 
 mod admin;
+mod audit;
 mod client;
 mod config;
 mod serve;
@@ -35,9 +36,9 @@ enum Command {
     /// Manage API tokens
     #[command(subcommand)]
     Token(admin::TokenCommand),
-    /// Inspect the audit log
+    /// Verify the audit log (in the database or an export file) and anchor its head
     #[command(subcommand)]
-    Audit(admin::AuditCommand),
+    Audit(audit::AuditCommand),
     /// Push, pull and inspect versioned datasets (client: CAIRN_URL, CAIRN_TOKEN)
     #[command(subcommand)]
     Dataset(client::dataset::DatasetCommand),
@@ -61,7 +62,7 @@ fn main() -> ExitCode {
             Command::Migrate(args) => admin::migrate(args).await,
             Command::User(cmd) => admin::user(cmd).await,
             Command::Token(cmd) => admin::token(cmd).await,
-            Command::Audit(cmd) => admin::audit(cmd).await,
+            Command::Audit(cmd) => audit::audit(cmd).await,
             Command::Dataset(cmd) => client::dataset::run(cmd).await,
             Command::Job(cmd) => client::job::run(cmd).await,
         }

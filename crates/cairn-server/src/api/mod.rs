@@ -25,6 +25,7 @@ mod runs;
 mod tokens;
 mod users;
 mod views;
+mod who_trained;
 
 pub use error::ApiError;
 pub use json::ApiJson;
@@ -56,7 +57,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(tokens::revoke))
         .routes(routes!(users::list, users::create))
         .routes(routes!(users::update))
-        .routes(routes!(audit_log::recent))
+        .routes(routes!(audit_log::list))
+        .routes(routes!(audit_log::export))
         .routes(routes!(experiments::list, experiments::create))
         .routes(routes!(experiments::get, experiments::update, experiments::delete))
         .routes(routes!(experiments::restore))
@@ -93,6 +95,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(models::set_alias, models::delete_alias))
         .routes(routes!(lineage::graph))
         .routes(routes!(provenance::model_version))
+        .routes(routes!(who_trained::list))
 }
 
 /// The OpenAPI document of `/api/v1`, built from the same routes as [`router`].
@@ -100,9 +103,6 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
     openapi::with_prefix(routes().into_openapi())
 }
 
-async fn guard(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    match crate::access::admit(&state, &mut request).await {
-        Ok(()) => next.run(request).await,
-        Err(denial) => ApiError::from(denial).into_response(),
-    }
+async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    crate::access::guard(&state, request, next, |denial| ApiError::from(denial).into_response()).await
 }

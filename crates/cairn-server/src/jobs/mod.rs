@@ -46,7 +46,12 @@ pub struct Submission {
 
 /// Creates the job's run (params logged, source recorded, dataset versions linked) and
 /// queues the job.
-pub async fn submit(state: &AppState, actor: &Actor, mut submission: Submission) -> Result<JobRow> {
+pub async fn submit(state: &AppState, actor: &Actor, submission: Submission) -> Result<JobRow> {
+    submit_as(state, actor, submission, "job.submit").await
+}
+
+/// [`submit`], audited as `action` (`job.submit`, `job.retry`, `job.retrain`).
+async fn submit_as(state: &AppState, actor: &Actor, mut submission: Submission, action: &str) -> Result<JobRow> {
     submission.spec.validate()?;
     if state.config.kubernetes.is_some() && submission.spec.image.is_none() {
         return Err(invalid("jobs run as Kubernetes pods here: the job needs an image"));
@@ -113,7 +118,7 @@ pub async fn submit(state: &AppState, actor: &Actor, mut submission: Submission)
     };
     repo::insert(&mut *tx, &new).await?;
     let details = json!({"run_id": run.run.run_uuid.simple().to_string(), "gpus": submission.spec.gpus, "origin": submission.origin});
-    audit::append_in(&mut tx, actor.event("job.submit", format!("job:{id}"), details)).await?;
+    audit::append_in(&mut tx, actor.event(action, format!("job:{id}"), details)).await?;
     if let Some(template) = &submission.template {
         let details = json!({"template": template.name, "version": template.version});
         audit::append_in(&mut tx, actor.event("job_template.use", format!("job:{id}"), details)).await?;
@@ -191,7 +196,7 @@ pub async fn retry(state: &AppState, actor: &Actor, id: Uuid) -> Result<JobRow> 
         origin: Some(id),
         template: None,
     };
-    submit(state, actor, submission).await
+    submit_as(state, actor, submission, "job.retry").await
 }
 
 /// What a retrain changes in the spec of the job it repeats.
@@ -215,9 +220,14 @@ pub async fn retrain(state: &AppState, actor: &Actor, run: Uuid, overrides: Over
         spec.datasets.retain(|d| d.parse::<DatasetRef>().map_or(true, |existing| existing.name != reference.name));
         spec.datasets.push(replacement);
     }
-    let submission =
-        Submission { experiment_id: job.experiment_id, spec, priority: job.priority, origin: Some(job.id), template: None };
-    submit(state, actor, submission).await
+    let submission = Submission {
+        experiment_id: job.experiment_id,
+        spec,
+        priority: job.priority,
+        origin: Some(job.id),
+        template: None,
+    };
+    submit_as(state, actor, submission, "job.retrain").await
 }
 
 /// Sets the run's status and end time to match how its job ended.

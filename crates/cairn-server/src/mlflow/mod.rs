@@ -101,11 +101,8 @@ pub fn view_type(raw: Option<&str>) -> Result<ViewType, MlflowError> {
     }
 }
 
-async fn guard(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    match crate::access::admit(&state, &mut request).await {
-        Ok(()) => next.run(request).await,
-        Err(denial) => MlflowError::from(denial).into_response(),
-    }
+async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    crate::access::guard(&state, request, next, |denial| MlflowError::from(denial).into_response()).await
 }
 
 /// The client's capability probe: answering "no multipart, no workspaces" keeps it on the

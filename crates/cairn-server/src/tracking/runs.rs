@@ -107,7 +107,7 @@ pub async fn create_run_in(
     let params = Batch { params: extras.params, ..Batch::default() };
     validate_batch(&params)?;
     validate_tags(&request.tags)?;
-    let experiment = experiments::get(&db.pool, request.experiment_id)
+    let experiment = experiments::get(&mut *tx, request.experiment_id)
         .await?
         .ok_or_else(|| TrackingError::NotFound(format!("No Experiment with id={} exists", request.experiment_id)))?;
     if experiment.lifecycle_stage != "active" {

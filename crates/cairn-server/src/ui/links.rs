@@ -104,6 +104,29 @@ pub fn lineage_node(node: &cairn_core::lineage::NodeId) -> Option<String> {
     }
 }
 
+/// The dashboard page of an audit event's target (`run:ID`, `experiment:ID`, `job:ID`,
+/// `model:NAME[/VERSION]`, `dataset:NAME[@VERSION]`, `job_template:NAME@VERSION`), when it
+/// has one. Objects without a page (users, tokens, requests) have none.
+pub fn audit_target(target: &str) -> Option<String> {
+    if let Ok(node) = target.parse::<cairn_core::lineage::NodeId>()
+        && let Some(url) = lineage_node(&node)
+    {
+        return Some(url);
+    }
+    let (kind, id) = target.split_once(':')?;
+    match kind {
+        "experiment" => id.parse::<i64>().ok().map(experiment),
+        "job" => uuid::Uuid::try_parse(id).ok().map(|id| format!("/jobs/{}", id.simple())),
+        "model" if !id.is_empty() => Some(format!("/models/{}", percent_encoding::utf8_percent_encode(id, SEGMENT))),
+        "dataset" if !id.is_empty() => Some(dataset(id, None)),
+        "job_template" => {
+            let name = id.rsplit_once('@').map_or(id, |(name, _)| name);
+            Some(format!("/job-templates/{}", percent_encoding::utf8_percent_encode(name, SEGMENT)))
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,6 +148,21 @@ mod tests {
             Some("/runs/0123456789abcdef0123456789abcdef")
         );
         assert_eq!(node("deployment:prod"), None);
+    }
+
+    #[test]
+    fn audit_targets_link_to_their_objects() {
+        let run = "run:0123456789abcdef0123456789abcdef";
+        assert_eq!(audit_target(run).as_deref(), Some("/runs/0123456789abcdef0123456789abcdef"));
+        assert_eq!(audit_target("model:fraud/2").as_deref(), Some("/models/fraud/versions/2"));
+        assert_eq!(audit_target("model:fraud").as_deref(), Some("/models/fraud"));
+        assert_eq!(audit_target("dataset:imgs@3").as_deref(), Some("/datasets/imgs?version=3"));
+        assert_eq!(audit_target("experiment:4").as_deref(), Some("/experiments/4"));
+        let job = "job:7f0c2c52-8a4d-4c34-9a0e-2f1d8f3f6b21";
+        assert_eq!(audit_target(job).as_deref(), Some("/jobs/7f0c2c528a4d4c349a0e2f1d8f3f6b21"));
+        assert_eq!(audit_target("job_template:train@2").as_deref(), Some("/job-templates/train"));
+        assert_eq!(audit_target("user:ann"), None);
+        assert_eq!(audit_target("/api/v1/users"), None);
     }
 
     #[test]

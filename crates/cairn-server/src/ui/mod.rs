@@ -3,6 +3,7 @@
 
 mod artifact_preview;
 mod artifacts;
+mod audit;
 mod compare;
 mod compare_plots;
 mod datasets;
@@ -72,6 +73,8 @@ pub fn router() -> Router<AppState> {
         .route("/runs/{run_id}/retrain", get(job_forms::retrain_form).post(job_forms::retrain))
         .route("/job-templates", get(job_forms::templates))
         .route("/job-templates/{name}", get(job_forms::template_page).post(job_forms::submit_template))
+        .route("/audit", get(audit::page))
+        .route("/who-trained", get(audit::who_trained))
         .route("/login", get(login::form).post(login::submit))
         .route("/logout", post(login::logout))
         .route("/settings/tokens", get(tokens::page).post(tokens::create))

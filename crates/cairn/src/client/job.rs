@@ -163,6 +163,7 @@ impl SpecArgs {
 }
 
 #[derive(Subcommand)]
+#[expect(clippy::large_enum_variant, reason = "parsed once per process; boxing clap's flattened args buys nothing")]
 pub enum TemplateCommand {
     /// Save a job template, version 1 for a new name or the next version of an existing one:
     /// `cairn job template save NAME [OPTIONS] -- COMMAND ARGS...`; prints NAME@VERSION

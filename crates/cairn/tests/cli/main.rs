@@ -3,6 +3,7 @@
 //! `postgres` user), signals and restarts.
 
 mod admin;
+mod audit;
 mod dataset;
 mod job;
 mod serve;
