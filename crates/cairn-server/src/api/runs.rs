@@ -154,6 +154,7 @@ pub async fn create(
         params: views::pairs(body.params),
         environment: body.environment.map(|e| Environment::parse(e.into_json())).transpose()?,
         parent: body.parent_run_id.as_deref().map(parse_run_id).transpose()?,
+        status: None,
     };
     let record = tracking::create_run_with(&state.db, &actor, request, extras).await?;
     let detail = load(&state, record.run.run_uuid).await?;

@@ -7,6 +7,7 @@ mod executor;
 pub mod kubernetes;
 pub mod local;
 mod logs;
+pub(crate) mod process;
 
 use cairn_core::dataset::DatasetRef;
 use cairn_core::job::{JobSpec, JobState};
@@ -215,8 +216,13 @@ pub async fn retrain(state: &AppState, actor: &Actor, run: Uuid, overrides: Over
         spec.datasets.retain(|d| d.parse::<DatasetRef>().map_or(true, |existing| existing.name != reference.name));
         spec.datasets.push(replacement);
     }
-    let submission =
-        Submission { experiment_id: job.experiment_id, spec, priority: job.priority, origin: Some(job.id), template: None };
+    let submission = Submission {
+        experiment_id: job.experiment_id,
+        spec,
+        priority: job.priority,
+        origin: Some(job.id),
+        template: None,
+    };
     submit(state, actor, submission).await
 }
 

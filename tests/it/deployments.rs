@@ -1,0 +1,412 @@
+//! Deployments over HTTP: validation (problem details), revisions, rollback, alias
+//! following, audit rows, lineage, and the gateway's errors. Local serving runs for real,
+//! with a stand-in for MLflow's scoring server (a small Python stdlib HTTP server started
+//! through `serving.python`), so rollouts, crash restarts and the gateway's 502/504/413 are
+//! exercised without mlflow installed. The real scoring server is covered by
+//! tests/python/test_deployments.py.
+
+use std::path::Path;
+use std::time::Duration;
+
+use cairn_server::ServerConfig;
+use cairn_storage::ArtifactPath;
+use cairn_tests::{TestApp, UserRole, spawn_app, spawn_app_with};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+/// Speaks like `python -m uvicorn ... mlflow.pyfunc.scoring_server.app:app`: listens on
+/// `--port`, answers `/ping`, and `/invocations` with the model directory's `answer` file;
+/// `/slow` sleeps, `/crash` exits.
+const FAKE_SCORING_SERVER: &str = r#"
+import http.server, json, os, sys, time
+port = int(sys.argv[sys.argv.index("--port") + 1])
+model = os.environ["__pyfunc_model_path__"]
+answer = open(os.path.join(model, "answer")).read().strip()
+print("fake scoring server for", model, flush=True)
+class Handler(http.server.BaseHTTPRequestHandler):
+    def reply(self, status, body):
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+    def do_GET(self):
+        if self.path == "/ping":
+            return self.reply(200, {})
+        if self.path == "/crash":
+            os._exit(3)
+        if self.path == "/slow":
+            time.sleep(5)
+        self.reply(404, {"error": self.path})
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.reply(200, {"predictions": answer, "received": len(body), "query": self.path})
+http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+"#;
+
+/// A `python` for `serving.python` that runs the fake scoring server whatever it is asked.
+fn fake_python(dir: &Path) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let script = dir.join("fake_scoring_server.py");
+    std::fs::write(&script, FAKE_SCORING_SERVER).expect("write the fake server");
+    let python = dir.join("python");
+    std::fs::write(&python, format!("#!/bin/sh\nexec python3 {} \"$@\"\n", script.display())).expect("write");
+    std::fs::set_permissions(&python, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    python
+}
+
+struct Deploy<'a> {
+    app: &'a TestApp,
+    token: String,
+}
+
+impl<'a> Deploy<'a> {
+    async fn admin(app: &'a TestApp) -> Self {
+        Deploy { token: app.admin_token().await, app }
+    }
+
+    async fn send(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = self.app.client.request(method, self.app.at(path)).bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    async fn ok(&self, method: Method, path: &str, body: Option<Value>, status: u16) -> Value {
+        let (got, value) = self.send(method.clone(), path, body).await;
+        assert_eq!(got, status, "{method} {path}: {value}");
+        value
+    }
+
+    /// A registered model with versions whose files are in Cairn's store: an `MLmodel` and
+    /// an `answer` the fake scoring server returns.
+    async fn model(&self, name: &str, answers: &[&str]) {
+        self.ok(Method::POST, "/api/2.0/mlflow/registered-models/create", Some(json!({"name": name})), 200).await;
+        for (i, answer) in answers.iter().enumerate() {
+            let dir = format!("mlflow-artifacts/0/{name}-{i}/artifacts/model");
+            for (file, content) in [("MLmodel", "flavors: {}\n"), ("answer", *answer)] {
+                let path = ArtifactPath::parse(&format!("{dir}/{file}")).expect("path");
+                let content = bytes::Bytes::from(content.to_owned());
+                let body = futures::stream::once(async move { Ok::<_, std::io::Error>(content) });
+                self.app.storage.put_stream(&path, body, 1 << 20).await.expect("store a model file");
+            }
+            let source = format!("mlflow-artifacts:/0/{name}-{i}/artifacts/model");
+            let body = json!({"name": name, "source": source});
+            self.ok(Method::POST, "/api/2.0/mlflow/model-versions/create", Some(body), 200).await;
+        }
+    }
+
+    async fn create(&self, body: Value) -> Value {
+        self.ok(Method::POST, "/api/v1/deployments", Some(body), 201).await
+    }
+
+    async fn problem(&self, method: Method, path: &str, body: Option<Value>, status: u16) -> String {
+        let value = self.ok(method, path, body, status).await;
+        assert_eq!(value["status"], status, "problem details: {value}");
+        value["detail"].as_str().expect("detail").to_owned()
+    }
+
+    /// Waits until the deployment's current revision is `revision` and settled.
+    async fn settled(&self, name: &str, revision: i64) -> Value {
+        for _ in 0..300 {
+            let d = self.ok(Method::GET, &format!("/api/v1/deployments/{name}"), None, 200).await;
+            if d["revision"] == revision && d["status"] != "pending" {
+                return d;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("deployment {name} did not settle at revision {revision}");
+    }
+
+    async fn predict(&self, name: &str) -> (u16, Value, Option<String>) {
+        let response = self
+            .app
+            .client
+            .post(self.app.at(&format!("/serve/{name}/invocations?x=1")))
+            .bearer_auth(&self.token)
+            .json(&json!({"inputs": [1]}))
+            .send()
+            .await
+            .expect("request");
+        let revision = response.headers().get("x-cairn-revision").map(|v| v.to_str().unwrap_or("").to_owned());
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null), revision)
+    }
+}
+
+async fn serving_app(dir: &Path) -> TestApp {
+    let python = fake_python(dir);
+    let serving_dir = dir.join("serving");
+    spawn_app_with(move |config: &mut ServerConfig| {
+        config.serving.dir = Some(serving_dir);
+        config.serving.python = python;
+        config.serving.ready_timeout = Duration::from_secs(20);
+        config.serving.timeout = Duration::from_secs(2);
+        config.serving.max_body_bytes = 1000;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn bad_deployments_are_refused_with_problem_details() {
+    let app = spawn_app().await;
+    let api = Deploy::admin(&app).await;
+    api.model("fraud", &["a", "b"]).await;
+    let post = |body: Value, status: u16| {
+        let api = &api;
+        async move { api.problem(Method::POST, "/api/v1/deployments", Some(body), status).await }
+    };
+    let detail = post(json!({"name": "Bad_Name", "model": "fraud", "version": 1}), 422).await;
+    assert!(detail.contains("invalid deployment name"), "{detail}");
+    let detail = post(json!({"name": "d", "model": "fraud"}), 422).await;
+    assert!(detail.contains("version to serve, or an alias"), "{detail}");
+    let detail = post(json!({"name": "d", "model": "fraud", "version": 1, "alias": "x"}), 422).await;
+    assert!(detail.contains("not both"), "{detail}");
+    post(json!({"name": "d", "model": "fraud", "version": 0}), 422).await;
+    let detail = post(json!({"name": "d", "model": "nope", "version": 1}), 404).await;
+    assert!(detail.contains("no registered model named"), "{detail}");
+    let detail = post(json!({"name": "d", "model": "fraud", "version": 9}), 404).await;
+    assert!(detail.contains("fraud/9"), "{detail}");
+    let detail = post(json!({"name": "d", "model": "fraud", "alias": "champion"}), 404).await;
+    assert!(detail.contains("@champion"), "{detail}");
+    let detail = post(json!({"name": "d", "model": "fraud", "version": 1, "replicas": 0}), 422).await;
+    assert!(detail.contains("replicas"), "{detail}");
+    let detail = post(json!({"name": "d", "model": "fraud", "version": 1, "cpu": "lots"}), 422).await;
+    assert!(detail.contains("Kubernetes quantity"), "{detail}");
+    let detail = post(json!({"name": "d", "model": "fraud", "version": 1, "target": "kubernetes"}), 422).await;
+    assert!(detail.contains("no Kubernetes settings"), "{detail}");
+    let detail = post(json!({"name": "d", "model": "fraud", "version": 1, "target": "mars"}), 422).await;
+    assert!(detail.contains("unknown target"), "{detail}");
+    post(json!({"name": "d", "model": "fraud", "version": 1, "surprise": true}), 422).await;
+
+    api.create(json!({"name": "d", "model": "fraud", "version": 1})).await;
+    let detail = post(json!({"name": "d", "model": "fraud", "version": 2}), 409).await;
+    assert!(detail.contains("already exists"), "{detail}");
+    let detail = api.problem(Method::GET, "/api/v1/deployments/nope", None, 404).await;
+    assert!(detail.contains("no deployment named"), "{detail}");
+    let detail = api.problem(Method::POST, "/api/v1/deployments/d/rollback", None, 422).await;
+    assert!(detail.contains("only one revision"), "{detail}");
+
+    // A model that is deployed cannot be deleted from under its deployments.
+    let (status, body) =
+        api.send(Method::DELETE, "/api/2.0/mlflow/registered-models/delete", Some(json!({"name": "fraud"}))).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["message"].as_str().unwrap_or("").contains("is deployed (d)"), "{body}");
+
+    // Viewers read deployments but change nothing.
+    app.add_user("vera", "vera-password-1", UserRole::Viewer).await;
+    let viewer = Deploy { token: app.token_for("vera", "vera-password-1").await, app: &app };
+    viewer.ok(Method::GET, "/api/v1/deployments", None, 200).await;
+    viewer.problem(Method::POST, "/api/v1/deployments/d/rollback", None, 403).await;
+    viewer.problem(Method::DELETE, "/api/v1/deployments/d", None, 403).await;
+}
+
+#[tokio::test]
+async fn every_change_is_a_revision_and_rollback_serves_an_earlier_version() {
+    let app = spawn_app().await;
+    let api = Deploy::admin(&app).await;
+    api.model("churn", &["v1", "v2", "v3"]).await;
+    let created = api.create(json!({"name": "churn-prod", "model": "churn", "version": 1, "env": {"A": "1"}})).await;
+    assert_eq!((created["revision"].as_i64(), created["version"].as_i64()), (Some(1), Some(1)));
+    assert_eq!(created["target"], "local");
+    assert_eq!(created["endpoint_url"], app.at("/serve/churn-prod"));
+    assert_eq!(created["created_by"], "admin");
+
+    let path = "/api/v1/deployments/churn-prod";
+    let updated = api.ok(Method::PATCH, path, Some(json!({"version": 3})), 200).await;
+    assert_eq!((updated["revision"].as_i64(), updated["version"].as_i64()), (Some(2), Some(3)));
+    assert_eq!(updated["env"]["A"], "1", "settings not given are kept");
+    let updated = api.ok(Method::PATCH, path, Some(json!({"replicas": 2})), 200).await;
+    assert_eq!(
+        (updated["revision"].as_i64(), updated["version"].as_i64(), updated["replicas"].as_i64()),
+        (Some(3), Some(3), Some(2))
+    );
+
+    // Rollback to the previous revision's version, then explicitly to revision 1's.
+    let rolled = api.ok(Method::POST, &format!("{path}/rollback"), None, 200).await;
+    assert_eq!((rolled["revision"].as_i64(), rolled["version"].as_i64()), (Some(4), Some(3)));
+    let rolled = api.ok(Method::POST, &format!("{path}/rollback"), Some(json!({"revision": 1})), 200).await;
+    assert_eq!((rolled["revision"].as_i64(), rolled["version"].as_i64()), (Some(5), Some(1)));
+    let detail = api.problem(Method::POST, &format!("{path}/rollback"), Some(json!({"revision": 5})), 422).await;
+    assert!(detail.contains("earlier revision"), "{detail}");
+
+    let revisions = api.ok(Method::GET, &format!("{path}/revisions"), None, 200).await;
+    let summary: Vec<(i64, i64, String)> = revisions["revisions"]
+        .as_array()
+        .expect("revisions")
+        .iter()
+        .map(|r| {
+            (
+                r["revision"].as_i64().unwrap_or(0),
+                r["version"].as_i64().unwrap_or(0),
+                r["reason"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    let expected = [(5, 1, "rollback"), (4, 3, "rollback"), (3, 3, "update"), (2, 3, "update"), (1, 1, "create")];
+    assert_eq!(summary, expected.map(|(r, v, why)| (r, v, why.to_owned())));
+    assert!(revisions["revisions"].as_array().expect("list").iter().all(|r| r["created_by"] == "admin"));
+
+    // Audited with the actor, inside the same transactions.
+    let events = api.ok(Method::GET, "/api/v1/audit?limit=100", None, 200).await;
+    let ours: Vec<(&str, &str)> = events["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["target"] == "deployment:churn-prod")
+        .map(|e| (e["action"].as_str().unwrap_or(""), e["actor"].as_str().unwrap_or("")))
+        .collect();
+    for action in ["deployment.create", "deployment.update", "deployment.rollback"] {
+        assert!(ours.contains(&(action, "admin")), "{action} in {ours:?}");
+    }
+
+    // Lineage: the deployment links to the version it serves now.
+    let graph = api.ok(Method::GET, "/api/v1/lineage?node=deployment:churn-prod", None, 200).await;
+    let upstream: Vec<&str> =
+        graph["upstream"]["nodes"].as_array().expect("nodes").iter().filter_map(|n| n["id"].as_str()).collect();
+    assert!(upstream.contains(&"model:churn/1"), "{graph}");
+    let graph = api.ok(Method::GET, "/api/v1/lineage?node=model:churn/1", None, 200).await;
+    assert!(graph.to_string().contains("deployment:churn-prod"), "{graph}");
+
+    api.ok(Method::DELETE, path, None, 204).await;
+    api.problem(Method::GET, path, None, 404).await;
+    let events = api.ok(Method::GET, "/api/v1/audit?limit=100", None, 200).await;
+    assert!(events.to_string().contains("deployment.delete"));
+}
+
+#[tokio::test]
+async fn a_followed_alias_that_moves_rolls_out_its_new_version() {
+    let app = spawn_app().await;
+    let api = Deploy::admin(&app).await;
+    api.model("ranker", &["v1", "v2"]).await;
+    let alias = |version: i64| json!({"name": "ranker", "alias": "champion", "version": version.to_string()});
+    api.ok(Method::POST, "/api/2.0/mlflow/registered-models/alias", Some(alias(1)), 200).await;
+    let created = api.create(json!({"name": "ranker-prod", "model": "ranker", "alias": "champion"})).await;
+    assert_eq!((created["version"].as_i64(), created["alias"].as_str()), (Some(1), Some("champion")));
+
+    api.ok(Method::POST, "/api/2.0/mlflow/registered-models/alias", Some(alias(2)), 200).await;
+    let d = api.ok(Method::GET, "/api/v1/deployments/ranker-prod", None, 200).await;
+    assert_eq!((d["revision"].as_i64(), d["version"].as_i64()), (Some(2), Some(2)));
+    let revisions = api.ok(Method::GET, "/api/v1/deployments/ranker-prod/revisions", None, 200).await;
+    assert_eq!(revisions["revisions"][0]["reason"], "alias-moved");
+    // Setting the alias to the version it already points at changes nothing.
+    api.ok(Method::POST, "/api/2.0/mlflow/registered-models/alias", Some(alias(2)), 200).await;
+    let d = api.ok(Method::GET, "/api/v1/deployments/ranker-prod", None, 200).await;
+    assert_eq!(d["revision"].as_i64(), Some(2));
+
+    // A rollback pins the version: the deployment stops following the alias.
+    let rolled = api.ok(Method::POST, "/api/v1/deployments/ranker-prod/rollback", None, 200).await;
+    assert_eq!((rolled["version"].as_i64(), rolled["alias"].as_str()), (Some(1), None));
+    api.ok(Method::POST, "/api/2.0/mlflow/registered-models/alias", Some(alias(1)), 200).await;
+    api.ok(Method::POST, "/api/2.0/mlflow/registered-models/alias", Some(alias(2)), 200).await;
+    let d = api.ok(Method::GET, "/api/v1/deployments/ranker-prod", None, 200).await;
+    assert_eq!((d["revision"].as_i64(), d["version"].as_i64()), (Some(3), Some(1)));
+}
+
+#[tokio::test]
+async fn local_serving_rolls_out_restarts_and_the_gateway_explains_its_errors() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let app = serving_app(dir.path()).await;
+    let api = Deploy::admin(&app).await;
+    api.model("echo", &["first", "second"]).await;
+    api.create(json!({"name": "echo", "model": "echo", "version": 1})).await;
+    let d = api.settled("echo", 1).await;
+    assert_eq!(d["status"], "ready", "{d}");
+    let (status, body, revision) = api.predict("echo").await;
+    assert_eq!((status, body["predictions"].as_str(), revision.as_deref()), (200, Some("first"), Some("1")), "{body}");
+    assert_eq!(body["query"], "/invocations?x=1", "the path and query are passed on");
+
+    // Roll out version 2: the old process serves until the new one answers /ping.
+    api.ok(Method::PATCH, "/api/v1/deployments/echo", Some(json!({"version": 2})), 200).await;
+    let mut served = Vec::new();
+    for _ in 0..300 {
+        let (status, body, _) = api.predict("echo").await;
+        assert_eq!(status, 200, "no request fails during a rollout: {body}");
+        served.push(body["predictions"].as_str().unwrap_or("").to_owned());
+        if served.last().map(String::as_str) == Some("second") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(served.last().map(String::as_str), Some("second"));
+    assert_eq!(api.settled("echo", 2).await["status"], "ready");
+
+    // The gateway's own errors.
+    let big = app
+        .client
+        .post(app.at("/serve/echo/invocations"))
+        .bearer_auth(&api.token)
+        .body(vec![b'x'; 5000])
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(big.status(), 413);
+    let slow = app.client.get(app.at("/serve/echo/slow")).bearer_auth(&api.token).send().await.expect("request");
+    assert_eq!(slow.status(), 504);
+    let detail: Value = slow.json().await.expect("problem");
+    assert!(detail["detail"].as_str().unwrap_or("").contains("did not answer within 2 s"), "{detail}");
+    let anonymous = app.client.post(app.at("/serve/echo/invocations")).send().await.expect("request");
+    assert_eq!(anonymous.status(), 401);
+    let (status, body, _) = api.predict("nope").await;
+    assert_eq!(status, 404, "{body}");
+
+    // Viewers may ask for predictions.
+    app.add_user("vic", "vic-password-12", UserRole::Viewer).await;
+    let viewer = Deploy { token: app.token_for("vic", "vic-password-12").await, app: &app };
+    assert_eq!(viewer.predict("echo").await.0, 200);
+
+    // A crashed process: 502 until it is started again, then served again.
+    let _ = app.client.get(app.at("/serve/echo/crash")).bearer_auth(&api.token).send().await;
+    let mut statuses = Vec::new();
+    for _ in 0..200 {
+        let status = api.predict("echo").await.0;
+        statuses.push(status);
+        if status == 200 && statuses.contains(&502) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(statuses.contains(&502) && statuses.last() == Some(&200), "{statuses:?}");
+
+    let d = api.ok(Method::GET, "/api/v1/deployments/echo", None, 200).await;
+    assert!(d["metrics"]["requests"].as_u64().unwrap_or(0) >= 5, "{d}");
+    assert!(d["metrics"]["errors"].as_u64().unwrap_or(0) >= 3, "{d}");
+    assert!(d["metrics"]["p99_ms"].as_f64().is_some(), "{d}");
+    let logs = app
+        .client
+        .get(app.at("/api/v1/deployments/echo/logs"))
+        .bearer_auth(&api.token)
+        .send()
+        .await
+        .expect("logs")
+        .text()
+        .await
+        .expect("text");
+    assert!(logs.contains("fake scoring server for"), "{logs}");
+
+    // Deleted: the process stops and the endpoint is gone.
+    api.ok(Method::DELETE, "/api/v1/deployments/echo", None, 204).await;
+    assert_eq!(api.predict("echo").await.0, 404);
+}
+
+#[tokio::test]
+async fn a_version_that_cannot_start_fails_with_its_reason_and_answers_503() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let app = serving_app(dir.path()).await;
+    let api = Deploy::admin(&app).await;
+    api.ok(Method::POST, "/api/2.0/mlflow/registered-models/create", Some(json!({"name": "empty"})), 200).await;
+    let body = json!({"name": "empty", "source": "mlflow-artifacts:/0/nothing/artifacts/model"});
+    api.ok(Method::POST, "/api/2.0/mlflow/model-versions/create", Some(body), 200).await;
+    api.create(json!({"name": "empty", "model": "empty", "version": 1})).await;
+    let d = api.settled("empty", 1).await;
+    assert_eq!(d["status"], "failed");
+    assert!(d["status_message"].as_str().unwrap_or("").contains("no MLmodel file"), "{d}");
+    let (status, body, _) = api.predict("empty").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body["detail"].as_str().unwrap_or("").contains("not serving yet"), "{body}");
+}
