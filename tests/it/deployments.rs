@@ -5,12 +5,15 @@
 //! exercised without mlflow installed. The real scoring server is covered by
 //! tests/python/test_deployments.py.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use cairn_server::ServerConfig;
+use cairn_server::{KubernetesConfig, ServerConfig, Toleration};
 use cairn_storage::ArtifactPath;
+use cairn_tests::kube_fake::KubeFake;
 use cairn_tests::{TestApp, UserRole, spawn_app, spawn_app_with};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -409,4 +412,185 @@ async fn a_version_that_cannot_start_fails_with_its_reason_and_answers_503() {
     let (status, body, _) = api.predict("empty").await;
     assert_eq!(status, 503, "{body}");
     assert!(body["detail"].as_str().unwrap_or("").contains("not serving yet"), "{body}");
+}
+
+/// Waits until the fake holds Deployment `name` with `check` true.
+async fn wait_deployment(
+    fake: &KubeFake,
+    name: &str,
+    check: impl Fn(&k8s_openapi::api::apps::v1::Deployment) -> bool,
+) -> k8s_openapi::api::apps::v1::Deployment {
+    for _ in 0..200 {
+        if let Some(d) = fake.deployment(K8S_NAMESPACE, name).filter(|d| check(d)) {
+            return d;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("Deployment {name} never matched: {:?}", fake.deployment(K8S_NAMESPACE, name));
+}
+
+const K8S_NAMESPACE: &str = "ml-serving";
+
+/// A server whose deployments go to the fake cluster, served by `image`.
+async fn kube_app(fake: &KubeFake, image: &str) -> TestApp {
+    let (url, image) = (fake.url.clone(), image.to_owned());
+    spawn_app_with(move |config: &mut ServerConfig| {
+        let mut kubernetes = KubernetesConfig::new(K8S_NAMESPACE, "ghcr.io/cairn/cairn:test");
+        kubernetes.api_url = Some(url);
+        kubernetes.cairn_url = Some("http://cairn.ml-serving.svc:8080".into());
+        kubernetes.node_selector = BTreeMap::from([("pool".into(), "gpu".into())]);
+        kubernetes.tolerations = vec![Toleration::parse("nvidia.com/gpu:NoSchedule").expect("toleration")];
+        config.kubernetes = Some(kubernetes);
+        config.serving.image = image;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_kubernetes_rollout_that_cannot_progress_fails_with_the_reason() {
+    let fake = KubeFake::start(Vec::new()).await;
+    let app = kube_app(&fake, "registry.example.com/does-not-exist:1").await;
+    let api = Deploy::admin(&app).await;
+    api.model("stuck", &["a"]).await;
+    api.create(json!({"name": "stuck", "model": "stuck", "version": 1})).await;
+    let d = api.settled("stuck", 1).await;
+    assert_eq!(d["status"], "failed", "{d}");
+    assert!(d["status_message"].as_str().unwrap_or("").contains("timed out progressing"), "{d}");
+    let (status, body, _) = api.predict("stuck").await;
+    assert_eq!(status, 503, "{body}");
+}
+
+#[tokio::test]
+async fn kubernetes_deployments_are_deployments_and_services_rolled_out_and_back() {
+    let fake = KubeFake::start(Vec::new()).await;
+    let app = kube_app(&fake, "registry.example.com/serving:1").await;
+    let api = Deploy::admin(&app).await;
+    api.model("vision", &["a", "b"]).await;
+    let body = json!({"name": "vision", "model": "vision", "version": 1, "gpus": 1, "replicas": 2,
+        "cpu": "2", "memory": "8Gi", "env": {"WORKERS": "2"}});
+    let created = api.create(body).await;
+    assert_eq!(created["target"], "kubernetes", "the default where Cairn runs on Kubernetes");
+
+    let d = wait_deployment(&fake, "cairn-serve-vision", |_| true).await;
+    let labels = d.metadata.labels.clone().unwrap_or_default();
+    assert_eq!(labels.get("app.kubernetes.io/managed-by").map(String::as_str), Some("cairn"));
+    assert_eq!(labels.get("cairn.dev/deployment").map(String::as_str), Some("vision"));
+    assert_eq!(d.spec.replicas, Some(2));
+    let strategy = d.spec.strategy.clone().and_then(|s| s.rolling_update).expect("rolling update");
+    assert_eq!(strategy.max_unavailable, Some(IntOrString::Int(0)), "no replica goes before its successor is ready");
+    let template = d.spec.template.clone();
+    let pod_labels = template.metadata.and_then(|m| m.labels).unwrap_or_default();
+    assert_eq!(pod_labels.get("cairn.dev/revision").map(String::as_str), Some("1"));
+    let pod = template.spec.expect("pod spec");
+    assert_eq!(pod.node_selector.clone().unwrap_or_default().get("pool").map(String::as_str), Some("gpu"));
+    assert!(pod.tolerations.clone().unwrap_or_default().iter().any(|t| t.key.as_deref() == Some("nvidia.com/gpu")));
+    let container = &pod.containers[0];
+    assert_eq!(container.image.as_deref(), Some("registry.example.com/serving:1"));
+    let command = container.command.clone().unwrap_or_default().join(" ");
+    assert!(command.starts_with("mlflow models serve -m models:/vision/1 --host 0.0.0.0 --port 8080"), "{command}");
+    let probe = container.readiness_probe.clone().and_then(|p| p.http_get).expect("readiness probe");
+    assert_eq!((probe.path.as_deref(), probe.port.clone()), (Some("/ping"), IntOrString::Int(8080)));
+    let resources = container.resources.clone().expect("resources");
+    let limits = resources.limits.unwrap_or_default();
+    assert_eq!(limits.get("nvidia.com/gpu").map(|q| q.0.as_str()), Some("1"));
+    assert_eq!(limits.get("memory").map(|q| q.0.as_str()), Some("8Gi"));
+    assert_eq!(resources.requests.unwrap_or_default().get("cpu").map(|q| q.0.as_str()), Some("2"));
+    let env = container.env.clone().unwrap_or_default();
+    let value = |name: &str| env.iter().find(|e| e.name == name).cloned();
+    assert_eq!(value("MLFLOW_TRACKING_URI").and_then(|e| e.value).as_deref(), Some("http://cairn.ml-serving.svc:8080"));
+    assert_eq!(value("WORKERS").and_then(|e| e.value).as_deref(), Some("2"));
+    let token_ref = value("MLFLOW_TRACKING_TOKEN").and_then(|e| e.value_from).and_then(|v| v.secret_key_ref);
+    assert_eq!(token_ref.map(|r| r.name), Some("cairn-serve-vision-token".to_owned()));
+    let secret = fake.secret(K8S_NAMESPACE, "cairn-serve-vision-token").expect("the token's secret");
+    let token = String::from_utf8(secret.data.unwrap_or_default()["token"].0.clone()).expect("utf-8");
+    let me = app.client.get(app.at("/api/v1/me")).bearer_auth(&token).send().await.expect("request");
+    assert_eq!(me.status(), 200, "the pods' token authenticates");
+
+    let service = fake.service(K8S_NAMESPACE, "cairn-serve-vision").expect("service");
+    let spec = service.spec.expect("service spec");
+    assert_eq!(spec.selector.unwrap_or_default().get("cairn.dev/deployment").map(String::as_str), Some("vision"));
+    let port = &spec.ports.unwrap_or_default()[0];
+    assert_eq!((port.port, port.target_port.clone()), (80, Some(IntOrString::Int(8080))));
+
+    // The rollout status is watched and shown.
+    let ready = api.settled("vision", 1).await;
+    assert_eq!(ready["status"], "ready", "{ready}");
+    assert!(ready["status_message"].as_str().unwrap_or("").contains("2 of 2 replicas ready"), "{ready}");
+
+    // Version 2, then a rollback: the Deployment follows each revision.
+    api.ok(Method::PATCH, "/api/v1/deployments/vision", Some(json!({"version": 2})), 200).await;
+    wait_deployment(&fake, "cairn-serve-vision", |d| {
+        d.spec.template.spec.as_ref().is_some_and(|p| {
+            p.containers[0].command.clone().unwrap_or_default().contains(&"models:/vision/2".to_owned())
+        })
+    })
+    .await;
+    assert_eq!(api.settled("vision", 2).await["status"], "ready");
+    api.ok(Method::POST, "/api/v1/deployments/vision/rollback", None, 200).await;
+    let d = wait_deployment(&fake, "cairn-serve-vision", |d| {
+        d.metadata.annotations.clone().unwrap_or_default().get("cairn.dev/revision").map(String::as_str) == Some("3")
+    })
+    .await;
+    let command = d.spec.template.spec.expect("pod").containers[0].command.clone().unwrap_or_default().join(" ");
+    assert!(command.contains("models:/vision/1"), "{command}");
+    assert_eq!(api.settled("vision", 3).await["status"], "ready");
+
+    // A second deployment, which stays when the first is deleted.
+    api.create(json!({"name": "other", "model": "vision", "version": 1})).await;
+    assert_eq!(api.settled("other", 1).await["status"], "ready");
+
+    // Deleted in Cairn: the objects go.
+    api.ok(Method::DELETE, "/api/v1/deployments/vision", None, 204).await;
+    for _ in 0..100 {
+        if fake.deployment(K8S_NAMESPACE, "cairn-serve-vision").is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(fake.deployment(K8S_NAMESPACE, "cairn-serve-vision").is_none());
+    assert!(fake.service(K8S_NAMESPACE, "cairn-serve-vision").is_none());
+    assert!(fake.secret(K8S_NAMESPACE, "cairn-serve-vision-token").is_none());
+    assert_eq!(fake.workload_count(), (1, 1), "the other deployment stays");
+}
+
+#[tokio::test]
+async fn the_dashboard_shows_deployments_and_only_members_get_the_buttons() {
+    use crate::dashboard_pages::{admin, get, viewer};
+    let app = spawn_app().await;
+    let api = Deploy::admin(&app).await;
+    api.model("churn", &["a", "b"]).await;
+    let (browser, csrf) = admin(&app).await;
+    let (status, html) = get(&browser, &app, "/models/churn/versions/1").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("id=\"deploy-button\""), "members get the Deploy form");
+
+    // Deploy with the form, then a second revision through the API.
+    let form = [("csrf_token", csrf.as_str()), ("name", "churn-web"), ("model", "churn"), ("serves", "1")];
+    let response = browser.post(app.at("/deployments")).form(&form).send().await.expect("request");
+    assert_eq!(response.status(), 303);
+    assert_eq!(response.headers()["location"], "/deployments/churn-web");
+    api.ok(Method::PATCH, "/api/v1/deployments/churn-web", Some(json!({"version": 2})), 200).await;
+    let (status, html) = get(&browser, &app, "/deployments/churn-web").await;
+    assert_eq!(status, 200);
+    for expected in ["/serve/churn-web/invocations", "curl -X POST", "data-rollback=\"1\"", "id=\"metrics\""] {
+        assert!(html.contains(expected), "{expected} on the page");
+    }
+    let (_, list) = get(&browser, &app, "/deployments").await;
+    assert!(list.contains("href=\"/deployments/churn-web\"") && list.contains("churn v2"), "{list}");
+    let (_, version_page) = get(&browser, &app, "/models/churn/versions/1").await;
+    assert!(version_page.contains("href=\"/deployments/churn-web\""), "the version page lists the deployment");
+
+    // Roll back with the page's form.
+    let form = [("csrf_token", csrf.as_str()), ("revision", "1")];
+    let response = browser.post(app.at("/deployments/churn-web/rollback")).form(&form).send().await.expect("request");
+    assert_eq!(response.status(), 303);
+    let d = api.ok(Method::GET, "/api/v1/deployments/churn-web", None, 200).await;
+    assert_eq!((d["revision"].as_i64(), d["version"].as_i64()), (Some(3), Some(1)));
+
+    let viewer = viewer(&app).await;
+    let (status, html) = get(&viewer, &app, "/deployments/churn-web").await;
+    assert_eq!(status, 200);
+    assert!(!html.contains("data-rollback"), "viewers see no Rollback buttons");
+    let (_, html) = get(&viewer, &app, "/models/churn/versions/1").await;
+    assert!(!html.contains("deploy-button"), "viewers see no Deploy form");
 }

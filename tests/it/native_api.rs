@@ -737,6 +737,14 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/runs/{id}/datasets"),
     ("get", "/api/v1/lineage"),
     ("get", "/api/v1/models/{name}/versions/{version}/provenance"),
+    ("post", "/api/v1/deployments"),
+    ("get", "/api/v1/deployments"),
+    ("get", "/api/v1/deployments/{name}"),
+    ("patch", "/api/v1/deployments/{name}"),
+    ("delete", "/api/v1/deployments/{name}"),
+    ("post", "/api/v1/deployments/{name}/rollback"),
+    ("get", "/api/v1/deployments/{name}/revisions"),
+    ("get", "/api/v1/deployments/{name}/logs"),
     ("get", "/api/v1/openapi.json"),
 ];
 

@@ -22,12 +22,15 @@ READY_TIMEOUT_S = 180
 # from the test module.
 MODEL_CODE = '''
 import mlflow
+import pandas as pd
 from mlflow.models import set_model
 
 
 class AddN(mlflow.pyfunc.PythonModel):
     def predict(self, context, model_input, params=None):
-        return model_input.apply(lambda column: column + {n})
+        # `inputs` and `instances` arrive as columns (a dict of arrays), not a DataFrame.
+        frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+        return frame.astype(float).apply(lambda column: column + {n})
 
 
 set_model(AddN())

@@ -275,7 +275,9 @@ impl Cluster {
 
     async fn apply(&self, state: &AppState, row: &DeploymentRow) -> Result<(), String> {
         let name = &row.name;
-        if get_opt(&self.secrets, &secret_name(name)).await?.is_none() {
+        // The secret is made with the Deployment (Cairn may not read secrets: see the Helm
+        // chart's RBAC), so an existing Deployment has its secret.
+        if get_opt(&self.deployments, &object_name(name)).await?.is_none() {
             let token = token(state, row).await?;
             let secret = Secret {
                 metadata: metadata(&self.config, secret_name(name), labels(name)),
@@ -283,7 +285,20 @@ impl Cluster {
                 type_: Some("Opaque".into()),
                 ..Secret::default()
             };
-            self.secrets.create(&PostParams::default(), &secret).await.map_err(|e| describe(&e))?;
+            let params = PostParams::default();
+            match self.secrets.create(&params, &secret).await {
+                // Left by an earlier attempt: replaced, so that the token is one Cairn knows.
+                Err(kube::Error::Api(status)) if status.code == 409 => {
+                    self.secrets
+                        .delete(&secret_name(name), &DeleteParams::default())
+                        .await
+                        .map_err(|e| describe(&e))?;
+                    self.secrets.create(&params, &secret).await.map_err(|e| describe(&e))?;
+                }
+                other => {
+                    other.map_err(|e| describe(&e))?;
+                }
+            }
         }
         let url = cairn_url(state, &self.config);
         upsert(&self.deployments, deployment(&self.config, &state.config.serving, &url, row)).await?;

@@ -327,6 +327,8 @@ pub async fn delete(state: &AppState, actor: &Actor, name: &str) -> Result<()> {
         json!({"model": current.model_name, "version": current.version, "revision": current.current_revision});
     audit::append_in(&mut tx, actor.event("deployment.delete", target_id(name), details)).await?;
     tx.commit().await?;
+    // The gateway stops answering for it now; the runtime stops its processes or objects.
+    state.serving.set_backend(name, None);
     wake();
     Ok(())
 }
