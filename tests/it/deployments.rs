@@ -11,53 +11,12 @@ use std::time::Duration;
 
 use cairn_server::{KubernetesConfig, ServerConfig, Toleration};
 use cairn_storage::ArtifactPath;
+use cairn_tests::fake_serving::fake_python;
 use cairn_tests::kube_fake::KubeFake;
 use cairn_tests::{TestApp, UserRole, spawn_app, spawn_app_with};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use reqwest::Method;
 use serde_json::{Value, json};
-
-/// Speaks like `python -m uvicorn ... mlflow.pyfunc.scoring_server.app:app`: listens on
-/// `--port`, answers `/ping`, and `/invocations` with the model directory's `answer` file;
-/// `/slow` sleeps, `/crash` exits.
-const FAKE_SCORING_SERVER: &str = r#"
-import http.server, json, os, sys, time
-port = int(sys.argv[sys.argv.index("--port") + 1])
-model = os.environ["__pyfunc_model_path__"]
-answer = open(os.path.join(model, "answer")).read().strip()
-print("fake scoring server for", model, flush=True)
-class Handler(http.server.BaseHTTPRequestHandler):
-    def reply(self, status, body):
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-    def do_GET(self):
-        if self.path == "/ping":
-            return self.reply(200, {})
-        if self.path == "/crash":
-            os._exit(3)
-        if self.path == "/slow":
-            time.sleep(5)
-        self.reply(404, {"error": self.path})
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        self.reply(200, {"predictions": answer, "received": len(body), "query": self.path})
-http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
-"#;
-
-/// A `python` for `serving.python` that runs the fake scoring server whatever it is asked.
-fn fake_python(dir: &Path) -> std::path::PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    let script = dir.join("fake_scoring_server.py");
-    std::fs::write(&script, FAKE_SCORING_SERVER).expect("write the fake server");
-    let python = dir.join("python");
-    std::fs::write(&python, format!("#!/bin/sh\nexec python3 {} \"$@\"\n", script.display())).expect("write");
-    std::fs::set_permissions(&python, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    python
-}
 
 struct Deploy<'a> {
     app: &'a TestApp,
@@ -593,4 +552,35 @@ async fn the_dashboard_shows_deployments_and_only_members_get_the_buttons() {
     assert!(!html.contains("data-rollback"), "viewers see no Rollback buttons");
     let (_, html) = get(&viewer, &app, "/models/churn/versions/1").await;
     assert!(!html.contains("deploy-button"), "viewers see no Deploy form");
+}
+
+#[tokio::test]
+async fn local_deployments_are_served_again_after_a_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let python = fake_python(dir.path());
+    let serving_dir = dir.path().join("serving");
+    let storage = cairn_storage::Storage::local(&dir.path().join("store")).expect("storage");
+    let adjust = |config: &mut ServerConfig| {
+        config.serving.dir = Some(serving_dir.clone());
+        config.serving.python = python.clone();
+        config.serving.ready_timeout = Duration::from_secs(20);
+    };
+    let first = cairn_tests::StoppableApp::start(None, storage.clone(), adjust).await;
+    let api = Deploy::admin(&first.app).await;
+    api.model("echo", &["kept"]).await;
+    api.create(json!({"name": "echo", "model": "echo", "version": 1})).await;
+    assert_eq!(api.settled("echo", 1).await["status"], "ready");
+    let (db, storage) = first.stop().await;
+
+    let second = cairn_tests::StoppableApp::start(Some(db), storage, adjust).await;
+    let api = Deploy::admin(&second.app).await;
+    for _ in 0..200 {
+        if api.predict("echo").await.0 == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, body, _) = api.predict("echo").await;
+    assert_eq!((status, body["predictions"].as_str()), (200, Some("kept")), "{body}");
+    second.stop().await;
 }

@@ -102,6 +102,9 @@ impl Task {
             let Some(row) = desired.borrow_and_update().clone() else { break };
             let wanted = row.current_revision;
             if live.as_ref().map(|l| l.revision) != Some(wanted) && failed_revision != Some(wanted) {
+                if live.is_none() {
+                    self.status(&row, "pending", &format!("starting the serving process of revision {wanted}")).await;
+                }
                 match self.start(&row).await {
                     Ok(new) => {
                         let port_url = new.1;

@@ -4,6 +4,7 @@
 
 mod admin;
 mod dataset;
+mod deploy;
 mod job;
 mod serve;
 
