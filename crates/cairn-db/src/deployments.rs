@@ -13,16 +13,9 @@ use crate::DbError;
 pub struct DeploymentRow {
     pub id: i64,
     pub name: String,
-    pub model_id: i64,
     pub model_name: String,
-    pub alias: Option<String>,
-    pub runtime: String,
-    pub replicas: i32,
-    pub cpu: Option<String>,
-    pub memory: Option<String>,
-    pub gpus: i32,
-    pub env: Json<std::collections::BTreeMap<String, String>>,
-    pub target: String,
+    #[sqlx(flatten)]
+    pub settings: Settings,
     pub status: String,
     pub status_message: String,
     pub current_revision: i32,
@@ -49,8 +42,8 @@ pub struct RevisionRow {
     pub created_at: DateTime<Utc>,
 }
 
-/// The settings of a new deployment (or the new settings of one).
-#[derive(Debug, Clone)]
+/// The settings of a deployment: which model (and alias followed), where and how it runs.
+#[derive(Debug, Clone, FromRow)]
 pub struct Settings {
     pub model_id: i64,
     pub alias: Option<String>,
@@ -59,7 +52,7 @@ pub struct Settings {
     pub cpu: Option<String>,
     pub memory: Option<String>,
     pub gpus: i32,
-    pub env: std::collections::BTreeMap<String, String>,
+    pub env: Json<std::collections::BTreeMap<String, String>>,
     pub target: String,
 }
 
@@ -82,7 +75,7 @@ pub async fn insert(
     .bind(&s.cpu)
     .bind(&s.memory)
     .bind(s.gpus)
-    .bind(Json(&s.env))
+    .bind(&s.env)
     .bind(&s.target)
     .bind(created_by)
     .fetch_one(conn)
@@ -102,7 +95,7 @@ pub async fn update_settings(conn: &mut PgConnection, id: i64, s: &Settings) -> 
     .bind(&s.cpu)
     .bind(&s.memory)
     .bind(s.gpus)
-    .bind(Json(&s.env))
+    .bind(&s.env)
     .execute(conn)
     .await?;
     Ok(())

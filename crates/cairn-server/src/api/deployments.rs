@@ -59,14 +59,14 @@ impl DeploymentView {
             name: d.name,
             model: d.model_name,
             version: d.version,
-            alias: d.alias,
-            target: d.target,
-            runtime: d.runtime,
-            replicas: d.replicas,
-            cpu: d.cpu,
-            memory: d.memory,
-            gpus: d.gpus,
-            env: d.env.0,
+            alias: d.settings.alias,
+            target: d.settings.target,
+            runtime: d.settings.runtime,
+            replicas: d.settings.replicas,
+            cpu: d.settings.cpu,
+            memory: d.settings.memory,
+            gpus: d.settings.gpus,
+            env: d.settings.env.0,
             status: d.status,
             status_message: d.status_message,
             revision: d.current_revision,
@@ -143,6 +143,8 @@ fn unprocessable(detail: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, detail)
 }
 
+/// The fields of [`SettingsBody`] are repeated rather than flattened: serde's `flatten`
+/// would accept unknown fields, and a misspelt setting must be refused.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateDeployment {
@@ -175,17 +177,9 @@ pub async fn create(
     actor: Actor,
     ApiJson(body): ApiJson<CreateDeployment>,
 ) -> Result<Response, ApiError> {
-    let settings = SettingsBody {
-        version: body.version,
-        alias: body.alias,
-        replicas: body.replicas,
-        cpu: body.cpu,
-        memory: body.memory,
-        gpus: body.gpus,
-        env: body.env,
-    };
-    let changes = settings.changes()?;
-    let new = NewDeployment { name: body.name, model: body.model, target: body.target, changes };
+    let CreateDeployment { name, model, target, version, alias, replicas, cpu, memory, gpus, env } = body;
+    let changes = SettingsBody { version, alias, replicas, cpu, memory, gpus, env }.changes()?;
+    let new = NewDeployment { name, model, target, changes };
     let created = deployments::create(&state, &actor, new).await?;
     Ok((StatusCode::CREATED, Extension(Audited), Json(DeploymentView::new(&state, created))).into_response())
 }

@@ -87,19 +87,19 @@ pub fn deployment(
     let version = row.version.unwrap_or_default();
     let mut pod_labels = labels(name);
     pod_labels.insert(REVISION_LABEL.to_owned(), row.current_revision.to_string());
-    let mut env: Vec<_> = row.env.0.iter().map(|(k, v)| var(k, v)).collect();
+    let mut env: Vec<_> = row.settings.env.0.iter().map(|(k, v)| var(k, v)).collect();
     env.push(var("MLFLOW_TRACKING_URI", cairn_url));
     env.push(from_secret("MLFLOW_TRACKING_TOKEN", &secret_name(name)));
     let mut limits = BTreeMap::new();
     let mut requests = BTreeMap::new();
-    if row.gpus > 0 {
-        limits.insert(GPU_RESOURCE.to_owned(), Quantity(row.gpus.to_string()));
+    if row.settings.gpus > 0 {
+        limits.insert(GPU_RESOURCE.to_owned(), Quantity(row.settings.gpus.to_string()));
     }
-    if let Some(memory) = &row.memory {
+    if let Some(memory) = &row.settings.memory {
         limits.insert("memory".to_owned(), Quantity(memory.clone()));
         requests.insert("memory".to_owned(), Quantity(memory.clone()));
     }
-    if let Some(cpu) = &row.cpu {
+    if let Some(cpu) = &row.settings.cpu {
         requests.insert("cpu".to_owned(), Quantity(cpu.clone()));
     }
     let probe = |initial: i32, period: i32, failures: i32| Probe {
@@ -148,7 +148,7 @@ pub fn deployment(
     Deployment {
         metadata: meta,
         spec: DeploymentSpec {
-            replicas: Some(row.replicas),
+            replicas: Some(row.settings.replicas),
             selector: LabelSelector {
                 match_labels: Some(BTreeMap::from([(DEPLOYMENT_LABEL.to_owned(), name.clone())])),
                 ..LabelSelector::default()
@@ -253,7 +253,7 @@ impl Cluster {
     /// Applies the objects of revisions not applied yet, reads rollout status, and deletes
     /// the objects of deployments that are gone.
     pub(crate) async fn reconcile(&mut self, state: &AppState, rows: &[DeploymentRow]) {
-        let rows: Vec<&DeploymentRow> = rows.iter().filter(|r| r.target == "kubernetes").collect();
+        let rows: Vec<&DeploymentRow> = rows.iter().filter(|r| r.settings.target == "kubernetes").collect();
         for row in &rows {
             if self.applied.get(&row.name) != Some(&row.current_revision) {
                 match self.apply(state, row).await {

@@ -188,7 +188,7 @@ impl Task {
             .args(["-m", "uvicorn", "--host", "127.0.0.1", "--port", &port.to_string(), "--workers", "1"])
             .arg("mlflow.pyfunc.scoring_server.app:app")
             .current_dir(&home)
-            .envs(&row.env.0)
+            .envs(&row.settings.env.0)
             .env("__pyfunc_model_path__", &model_dir)
             .env("MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT", self.state.config.serving.timeout.as_secs().to_string())
             .env("PYTHONUNBUFFERED", "1");

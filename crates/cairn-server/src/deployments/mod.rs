@@ -155,7 +155,7 @@ fn apply_changes(settings: &mut Settings, changes: &Changes) -> Result<()> {
                 return Err(invalid(format!("invalid environment variable name {key:?}")));
             }
         }
-        settings.env = env.clone();
+        settings.env = sqlx::types::Json(env.clone());
     }
     Ok(())
 }
@@ -196,7 +196,7 @@ pub async fn create(state: &AppState, actor: &Actor, new: NewDeployment) -> Resu
         cpu: None,
         memory: None,
         gpus: 0,
-        env: BTreeMap::new(),
+        env: sqlx::types::Json(BTreeMap::new()),
         target: target.as_str().into(),
     };
     apply_changes(&mut settings, &new.changes)?;
@@ -245,32 +245,18 @@ async fn lock(conn: &mut PgConnection, name: &str) -> Result<DeploymentRow> {
     repo::get(&mut *conn, name).await?.ok_or_else(|| not_found(name))
 }
 
-fn settings_of(row: &DeploymentRow) -> Settings {
-    Settings {
-        model_id: row.model_id,
-        alias: row.alias.clone(),
-        runtime: row.runtime.clone(),
-        replicas: row.replicas,
-        cpu: row.cpu.clone(),
-        memory: row.memory.clone(),
-        gpus: row.gpus,
-        env: row.env.0.clone(),
-        target: row.target.clone(),
-    }
-}
-
 /// Changes a deployment's settings or the version it serves: a new revision, rolled out.
 pub async fn update(state: &AppState, actor: &Actor, name: &str, changes: Changes) -> Result<DeploymentRow> {
     let mut tx = state.db.pool.begin().await?;
     let current = lock(&mut tx, name).await?;
-    let mut settings = settings_of(&current);
+    let mut settings = current.settings.clone();
     apply_changes(&mut settings, &changes)?;
     let serves = match (&changes.serves, &settings.alias) {
         (Some(serves), _) => serves.clone(),
         (None, Some(alias)) => Serves::Alias(alias.clone()),
         (None, None) => Serves::Version(current.version.unwrap_or_default()),
     };
-    let (version_id, version) = resolve(&mut tx, &current.model_name, current.model_id, &serves).await?;
+    let (version_id, version) = resolve(&mut tx, &current.model_name, current.settings.model_id, &serves).await?;
     repo::update_settings(&mut tx, current.id, &settings).await?;
     let revision = repo::add_revision(&mut tx, current.id, version_id, "update", actor.user_id, &actor.name).await?;
     let details = json!({"version": version, "previous_version": current.version, "alias": settings.alias,
@@ -301,11 +287,11 @@ pub async fn rollback(state: &AppState, actor: &Actor, name: &str, to: Option<i3
         .await?
         .ok_or_else(|| TrackingError::NotFound(format!("deployment {name} has no revision {to}")))?;
     let (version_id, version) =
-        resolve(&mut tx, &current.model_name, current.model_id, &Serves::Version(earlier.version))
+        resolve(&mut tx, &current.model_name, current.settings.model_id, &Serves::Version(earlier.version))
             .await
             .map_err(|_| invalid(format!("revision {to} served version {} which no longer exists", earlier.version)))?;
-    if current.alias.is_some() {
-        let mut settings = settings_of(&current);
+    if current.settings.alias.is_some() {
+        let mut settings = current.settings.clone();
         settings.alias = None;
         repo::update_settings(&mut tx, current.id, &settings).await?;
     }
@@ -373,7 +359,7 @@ pub const MAX_LOG_LINES: usize = 5000;
 pub async fn logs(state: &AppState, name: &str, lines: usize) -> Result<String> {
     let deployment = get(&state.db, name).await?;
     let lines = lines.clamp(1, MAX_LOG_LINES);
-    match Target::parse(&deployment.target)? {
+    match Target::parse(&deployment.settings.target)? {
         Target::Local => Ok(match &state.config.serving.dir {
             Some(dir) => local::log_tail(&local::log_path(dir, name), lines).await,
             None => String::new(),

@@ -116,7 +116,7 @@ async fn reconcile_loop(state: AppState, shutdown: CancellationToken, tasks: Tas
 }
 
 fn target(row: &DeploymentRow) -> Target {
-    Target::parse(&row.target).unwrap_or(Target::Local)
+    Target::parse(&row.settings.target).unwrap_or(Target::Local)
 }
 
 /// Local deployments: a controller each, told the current row; deleted ones are stopped.

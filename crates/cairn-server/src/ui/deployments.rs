@@ -60,12 +60,12 @@ impl Line {
             model: d.model_name.clone(),
             version: d.version.map_or_else(|| "—".into(), |v| v.to_string()),
             version_url: d.version.map(|v| links::model_version(&d.model_name, v)),
-            alias: d.alias.clone(),
+            alias: d.settings.alias.clone(),
             revision: d.current_revision,
             status_label,
             status_class,
             status_message: d.status_message.clone(),
-            target: d.target.clone(),
+            target: d.settings.target.clone(),
             updated: when(d.updated_at),
         }
     }
@@ -130,10 +130,10 @@ pub async fn page(
     let page = DeploymentPage {
         header: Header::from(&user),
         can_write: user.can_write(),
-        replicas: d.replicas,
-        gpus: d.gpus,
-        cpu: d.cpu.clone().unwrap_or_else(|| "—".into()),
-        memory: d.memory.clone().unwrap_or_else(|| "—".into()),
+        replicas: d.settings.replicas,
+        gpus: d.settings.gpus,
+        cpu: d.settings.cpu.clone().unwrap_or_else(|| "—".into()),
+        memory: d.settings.memory.clone().unwrap_or_else(|| "—".into()),
         metrics: state.serving.metrics.snapshot(&d.name),
         revisions: revisions
             .into_iter()

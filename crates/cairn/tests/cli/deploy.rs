@@ -3,23 +3,16 @@
 //! ([`cairn_tests::fake_serving`]): deploy, predict through the gateway, roll out, roll
 //! back, and the refusals a user can cause.
 
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use serde_json::{Value, json};
 
-use crate::{BIN, Server, stderr, stdout};
+use crate::{Server, stderr, stdout};
 
 const PASSWORD: &str = "deploy-test-admin-pw";
 
 fn deploy(server: &Server, token: &str, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("deploy")
-        .args(args)
-        .env("CAIRN_URL", &server.url)
-        .env("CAIRN_TOKEN", token)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run cairn deploy")
+    crate::client(server, token, "deploy", args)
 }
 
 /// A model with versions whose files (an `MLmodel` and the `answer` the fake server gives)
