@@ -2,7 +2,8 @@
 //! driven over WebDriver with fantoccini: log in, open an experiment, sort and filter the
 //! runs table, open a run and see its chart drawn, browse its artifacts (a CSV preview, an
 //! image, a real download), select three runs and compare them (the differing param
-//! highlighted, parallel coordinates and a scatter plot drawn); filter the audit log.
+//! highlighted, parallel coordinates and a scatter plot drawn); filter the audit log;
+//! deploy a model version and roll it back.
 //! Screenshots of the main pages, light and dark at 1280 px wide, go to
 //! `$CAIRN_TEST_ARTIFACTS/dashboard/` (default `target/test-artifacts/dashboard/`).
 //!
@@ -745,9 +746,60 @@ async fn audit_scenario(client: &Client, app: &TestApp) -> Result<()> {
     Ok(())
 }
 
+/// Deploy version 1 from its page, roll out version 2 (API), then roll back to revision 1
+/// with its button: revision 3 serves version 1 again.
+async fn deploy_scenario(client: &Client, app: &TestApp) -> Result<()> {
+    log_in_as_admin(client, app).await?;
+    client.goto(&app.at("/models/churn-model/versions/1")).await?;
+    let name =
+        client.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("#deploy input[name=name]")).await?;
+    name.clear().await?;
+    name.send_keys("churn-prod").await?;
+    client.find(Locator::Id("deploy-button")).await?.click().await?;
+    client.wait().at_most(Duration::from_secs(10)).for_element(Locator::Id("current-revision")).await?;
+    ensure!(client.current_url().await?.path() == "/deployments/churn-prod");
+    ensure!(client.find(Locator::Id("current-revision")).await?.text().await?.trim() == "1");
+    let endpoint = client.find(Locator::Id("endpoint-url")).await?.text().await?;
+    ensure!(endpoint.ends_with("/serve/churn-prod/invocations"), "endpoint: {endpoint}");
+    ensure!(client.find(Locator::Id("curl-example")).await?.text().await?.contains("curl -X POST"));
+
+    let token = app.admin_token().await;
+    let update = app.client.patch(app.at("/api/v1/deployments/churn-prod")).bearer_auth(&token);
+    let response = update.json(&json!({"version": 2})).send().await?;
+    ensure!(response.status() == 200, "update: {}", response.text().await?);
+    client.refresh().await?;
+    client.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("button[data-rollback=\"1\"]")).await?;
+    ensure!(client.find(Locator::Id("current-revision")).await?.text().await?.trim() == "2");
+    screenshot(client, "deployment-light").await?;
+    client.find(Locator::Css("button[data-rollback=\"1\"]")).await?.click().await?;
+    eventually(client, "revision 3", "return document.getElementById('current-revision')?.textContent.trim() === '3'")
+        .await?;
+    let rows = texts(client, "#revisions tbody tr").await?;
+    ensure!(rows.first().is_some_and(|r| r.contains("rollback") && r.contains("v1")), "revisions: {rows:?}");
+    Ok(())
+}
+
 #[tokio::test]
 async fn in_chromium_filter_the_audit_log_and_follow_an_event_to_its_object() {
     let app = spawn_app().await;
     seed_model(&app).await.expect("seed the registry");
     in_chromium(&app, "audit", audit_scenario).await;
+}
+
+#[tokio::test]
+async fn in_chromium_deploy_a_model_version_and_roll_back() {
+    let app = spawn_app().await;
+    seed_model(&app).await.expect("seed the registry");
+    let actor = cairn_server::audit::Actor::system("test");
+    let request = cairn_server::registry::NewVersionRequest {
+        name: "churn-model",
+        source: "mlflow-artifacts:/0/second/artifacts/model",
+        run_id: None,
+        model_id: None,
+        tags: &[],
+        description: None,
+        run_link: None,
+    };
+    cairn_server::registry::create_version(&app.db, &actor, request).await.expect("version 2");
+    in_chromium(&app, "deploy", deploy_scenario).await;
 }

@@ -10,6 +10,7 @@ mod dashboard_browser;
 mod dashboard_datasets;
 mod dashboard_pages;
 mod datasets;
+mod deployments;
 mod job_templates;
 mod jobs;
 mod jobs_ui;

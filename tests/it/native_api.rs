@@ -747,6 +747,14 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/lineage"),
     ("get", "/api/v1/models/{name}/versions/{version}/provenance"),
     ("get", "/api/v1/who-trained"),
+    ("post", "/api/v1/deployments"),
+    ("get", "/api/v1/deployments"),
+    ("get", "/api/v1/deployments/{name}"),
+    ("patch", "/api/v1/deployments/{name}"),
+    ("delete", "/api/v1/deployments/{name}"),
+    ("post", "/api/v1/deployments/{name}/rollback"),
+    ("get", "/api/v1/deployments/{name}/revisions"),
+    ("get", "/api/v1/deployments/{name}/logs"),
     ("get", "/api/v1/openapi.json"),
 ];
 

@@ -208,6 +208,8 @@ def _start_cairn(tmp: Path, log_path: Path):
               "CAIRN_LISTEN", "CAIRN_DATA_DIR", "CAIRN_ADMIN_PASSWORD_FILE"):
         env.pop(k, None)
     env["CAIRN_ADMIN_PASSWORD"] = ADMIN_PASSWORD
+    # Local deployments are served by this venv's Python (it has mlflow and uvicorn).
+    env["CAIRN_SERVING_PYTHON"] = sys.executable
     env.setdefault("RUST_LOG", "info")
     args = [str(binary), "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", str(data_dir)]
     # Artifacts on an S3-compatible store instead of the data dir (AWS_* from the caller).

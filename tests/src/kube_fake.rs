@@ -1,7 +1,8 @@
 //! A fake Kubernetes API server for the Kubernetes executor's tests: real HTTP and JSON
 //! shaped like the `k8s-openapi` types, spoken to by the real kube client. It keeps pods
 //! and secrets of any namespace, answers list, `?watch=true` streams, get, create, delete
-//! and `/log` (with `follow` and `timestamps`), errors as `Status` objects.
+//! and `/log` (with `follow` and `timestamps`), errors as `Status` objects; and the apps/v1
+//! Deployments and v1 Services of model serving ([`workloads`]).
 //!
 //! A simple scheduler and kubelet run on fake GPU nodes: a pending pod is bound to the
 //! first node whose labels match its node selector and that has enough free
@@ -10,6 +11,8 @@
 //! with `ErrImagePull`/`ImagePullBackOff` when its image names `does-not-exist`). The test
 //! decides how a running pod ends ([`KubeFake::exit`], [`KubeFake::evict`],
 //! [`KubeFake::vanish`]) and what it prints ([`KubeFake::print`]).
+
+mod workloads;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -52,6 +55,8 @@ struct Cluster {
     ended: std::collections::BTreeSet<String>,
     /// Pods whose image pull already failed once.
     pull_failed: std::collections::BTreeSet<String>,
+    /// Deployments and services ([`workloads`]).
+    workloads: workloads::Workloads,
 }
 
 type Shared = Arc<(Mutex<Cluster>, broadcast::Sender<(u64, String)>)>;
@@ -511,6 +516,7 @@ impl KubeFake {
             .route("/api/v1/namespaces/{ns}/pods/{name}/log", get(pod_log))
             .route("/api/v1/namespaces/{ns}/secrets", axum::routing::post(create_secret))
             .route("/api/v1/namespaces/{ns}/secrets/{name}", get(get_secret).delete(delete_secret))
+            .merge(workloads::routes())
             .fallback(|uri: axum::http::Uri| async move {
                 status_error(404, "NotFound", format!("the fake API server does not serve {uri}"))
             })
@@ -527,6 +533,7 @@ impl KubeFake {
                 let (cluster, events) = &*kubelet_state;
                 if let Ok(mut c) = cluster.lock() {
                     step(&mut c, events);
+                    c.workloads.step();
                 }
             }
         });
@@ -576,6 +583,20 @@ impl KubeFake {
 
     pub fn secret(&self, namespace: &str, name: &str) -> Option<Secret> {
         self.with(|c, _| c.secrets.get(&key(namespace, name)).cloned())
+    }
+
+    /// A Deployment (apps/v1) the fake holds.
+    pub fn deployment(&self, namespace: &str, name: &str) -> Option<k8s_openapi::api::apps::v1::Deployment> {
+        self.with(|c, _| c.workloads.get("deployments", namespace, name))
+    }
+
+    pub fn service(&self, namespace: &str, name: &str) -> Option<k8s_openapi::api::core::v1::Service> {
+        self.with(|c, _| c.workloads.get("services", namespace, name))
+    }
+
+    /// How many Deployments and Services the fake holds.
+    pub fn workload_count(&self) -> (usize, usize) {
+        self.with(|c, _| (c.workloads.count("deployments"), c.workloads.count("services")))
     }
 
     pub fn pod_count(&self) -> usize {

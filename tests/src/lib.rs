@@ -8,6 +8,7 @@
 //! Set `CAIRN_TEST_DATABASE_URL` (a superuser URL to a `postgres` database) to run against
 //! an external server instead of the private cluster.
 
+pub mod fake_serving;
 pub mod kube_fake;
 pub mod s3;
 

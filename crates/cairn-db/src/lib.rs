@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod datadir_lock;
 pub mod datasets;
+pub mod deployments;
 pub mod embedded;
 pub mod job_listing;
 pub mod job_templates;

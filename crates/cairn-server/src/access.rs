@@ -129,6 +129,16 @@ fn auth_failure_event(state: &AppState, request: &Request, denial: &Denial) -> O
     Some(event)
 }
 
+/// Authenticates the request without asking for write permission (the model gateway:
+/// predictions change nothing, so viewers and read-only tokens may ask for them).
+pub async fn authenticate(state: &AppState, request: &axum::http::request::Parts) -> Result<Principal, Denial> {
+    let client_ip = request
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or_else(|| "unknown".to_owned(), |ConnectInfo(a)| a.ip().to_string());
+    principal_for(state, &request.headers, &request.method, &client_ip).await
+}
+
 async fn principal_for(
     state: &AppState,
     headers: &HeaderMap,

@@ -43,7 +43,43 @@ pub struct ServerConfig {
     pub jobs_dir: Option<std::path::PathBuf>,
     /// Run jobs as Kubernetes pods with these settings instead of as local processes.
     pub kubernetes: Option<KubernetesConfig>,
+    /// Model serving (deployments).
+    pub serving: ServingConfig,
 }
+
+/// How deployments are served.
+#[derive(Debug, Clone)]
+pub struct ServingConfig {
+    /// Where local serving processes keep their model files and logs; local deployments are
+    /// not served without it.
+    pub dir: Option<std::path::PathBuf>,
+    /// The Python interpreter with `mlflow` installed that runs local serving processes.
+    pub python: std::path::PathBuf,
+    /// The image of serving pods on Kubernetes (MLflow with the model's dependencies).
+    pub image: String,
+    /// Largest request body the gateway passes to a model.
+    pub max_body_bytes: usize,
+    /// How long the gateway waits for a model's answer.
+    pub timeout: Duration,
+    /// How long a new serving process may take to answer `/ping`.
+    pub ready_timeout: Duration,
+}
+
+impl Default for ServingConfig {
+    fn default() -> Self {
+        ServingConfig {
+            dir: None,
+            python: "python3".into(),
+            image: DEFAULT_SERVING_IMAGE.into(),
+            max_body_bytes: 16 * 1024 * 1024,
+            timeout: Duration::from_secs(30),
+            ready_timeout: Duration::from_secs(180),
+        }
+    }
+}
+
+/// The serving image used when none is configured: MLflow's own, at the pinned version.
+pub const DEFAULT_SERVING_IMAGE: &str = "ghcr.io/mlflow/mlflow:v3.17.2";
 
 /// The Kubernetes executor's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,6 +160,7 @@ impl ServerConfig {
             session_ttl: Duration::from_secs(12 * 3600),
             jobs_dir: None,
             kubernetes: None,
+            serving: ServingConfig::default(),
         }
     }
 

@@ -10,6 +10,7 @@ pub mod audit_trail;
 pub mod auth;
 pub mod config;
 pub mod datasets;
+pub mod deployments;
 pub mod job_templates;
 pub mod job_usage;
 pub mod jobs;
@@ -24,6 +25,6 @@ pub mod state;
 pub mod tracking;
 pub mod ui;
 
-pub use config::{KubernetesConfig, Secret, ServerConfig, Toleration};
+pub use config::{KubernetesConfig, Secret, ServerConfig, ServingConfig, Toleration};
 pub use startup::Application;
 pub use state::AppState;

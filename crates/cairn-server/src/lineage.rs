@@ -4,8 +4,8 @@
 //! most three hops, each one set-based query over the whole frontier
 //! ([`cairn_db::lineage`]); a walk stops at [`MAX_NODES`] nodes and says it was cut.
 //!
-//! Deployments arrive with a later issue: `deployment:NAME` parses and is answered "no
-//! deployment named ...", and [`EdgeKind::Deployed`] is the edge kind they will use.
+//! A deployment links to the model version its current revision serves
+//! ([`EdgeKind::Deployed`]).
 
 use std::collections::{HashMap, HashSet};
 
@@ -82,21 +82,22 @@ enum Frontier {
     Datasets(HashMap<i64, NodeId>),
     Runs(HashMap<i64, NodeId>),
     Models(HashMap<i64, NodeId>),
+    Deployments(HashMap<i64, NodeId>),
 }
 
 impl Frontier {
     fn ids(&self) -> Vec<i64> {
-        let (Frontier::Datasets(m) | Frontier::Runs(m) | Frontier::Models(m)) = self;
+        let (Frontier::Datasets(m) | Frontier::Runs(m) | Frontier::Models(m) | Frontier::Deployments(m)) = self;
         m.keys().copied().collect()
     }
 
     fn get(&self, id: i64) -> Option<NodeId> {
-        let (Frontier::Datasets(m) | Frontier::Runs(m) | Frontier::Models(m)) = self;
+        let (Frontier::Datasets(m) | Frontier::Runs(m) | Frontier::Models(m) | Frontier::Deployments(m)) = self;
         m.get(&id).cloned()
     }
 
     fn is_empty(&self) -> bool {
-        let (Frontier::Datasets(m) | Frontier::Runs(m) | Frontier::Models(m)) = self;
+        let (Frontier::Datasets(m) | Frontier::Runs(m) | Frontier::Models(m) | Frontier::Deployments(m)) = self;
         m.is_empty()
     }
 }
@@ -114,6 +115,7 @@ pub async fn graph(db: &Db, node: &NodeId) -> Result<Graph> {
         Frontier::Datasets(m) => Frontier::Datasets(m.clone()),
         Frontier::Runs(m) => Frontier::Runs(m.clone()),
         Frontier::Models(m) => Frontier::Models(m.clone()),
+        Frontier::Deployments(m) => Frontier::Deployments(m.clone()),
     };
     let (upstream, downstream) = tokio::try_join!(walk(db, up, Direction::Up), walk(db, down, Direction::Down))?;
     Ok(Graph { node: start, upstream, downstream })
@@ -140,7 +142,12 @@ async fn resolve(db: &Db, node: &NodeId) -> Result<(Node, Frontier)> {
             let node = model_node(&found);
             Ok((node.clone(), Frontier::Models(HashMap::from([(found.id, node.id)]))))
         }
-        NodeId::Deployment(name) => Err(TrackingError::NotFound(format!("no deployment named {name:?}"))),
+        NodeId::Deployment(name) => {
+            let id = cairn_db::deployments::id_of(pool, name).await?;
+            let id = id.ok_or_else(|| TrackingError::NotFound(format!("no deployment named {name:?}")))?;
+            let node = deployment_node(name);
+            Ok((node.clone(), Frontier::Deployments(HashMap::from([(id, node.id)]))))
+        }
     }
 }
 
@@ -163,6 +170,10 @@ fn model_node(m: &ModelVersionNode) -> Node {
         name: format!("{} v{}", m.model, m.version),
         deleted: false,
     }
+}
+
+fn deployment_node(name: &str) -> Node {
+    Node { id: NodeId::Deployment(name.to_owned()), name: name.to_owned(), deleted: false }
 }
 
 /// Collects one side, node by node, without repeating nodes.
@@ -264,9 +275,27 @@ async fn walk(db: &Db, mut frontier: Frontier, direction: Direction) -> Result<S
                 }
                 Frontier::Datasets(next)
             }
-            // Nothing is upstream of a dataset version; deployments, downstream of model
-            // versions, arrive with a later issue.
-            (Direction::Up, Frontier::Datasets(_)) | (Direction::Down, Frontier::Models(_)) => break,
+            (Direction::Down, Frontier::Models(_)) => {
+                let edges = cairn_db::deployments::serving(pool, &ids, EDGE_QUERY_LIMIT).await?;
+                for edge in out.bounded(edges) {
+                    let node = deployment_node(&edge.name);
+                    if out.link(frontier.get(edge.model.id), &node, EdgeKind::Deployed, String::new(), direction) {
+                        next.insert(edge.deployment_id, node.id);
+                    }
+                }
+                Frontier::Deployments(next)
+            }
+            (Direction::Up, Frontier::Deployments(_)) => {
+                for edge in out.bounded(cairn_db::deployments::served(pool, &ids).await?) {
+                    let node = model_node(&edge.model);
+                    if out.link(frontier.get(edge.deployment_id), &node, EdgeKind::Deployed, String::new(), direction) {
+                        next.insert(edge.model.id, node.id);
+                    }
+                }
+                Frontier::Models(next)
+            }
+            // Nothing is upstream of a dataset version, nor downstream of a deployment.
+            (Direction::Up, Frontier::Datasets(_)) | (Direction::Down, Frontier::Deployments(_)) => break,
         };
     }
     Ok(out.side)

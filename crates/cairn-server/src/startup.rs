@@ -12,7 +12,7 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderName, StatusCode};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{any, get};
 use cairn_db::Db;
 use cairn_storage::Storage;
 use tokio::net::TcpListener;
@@ -24,7 +24,7 @@ use tower_http::trace::TraceLayer;
 use crate::auth::{BasicAuthCache, LoginLimiter};
 use crate::config::ServerConfig;
 use crate::state::{App, AppState};
-use crate::{accounts, api, audit, mlflow, ops, ui};
+use crate::{accounts, api, audit, deployments, mlflow, ops, ui};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -49,6 +49,7 @@ impl Application {
             login_limiter: LoginLimiter::default(),
             basic_cache: BasicAuthCache::default(),
             metrics: ops::HttpMetrics::default(),
+            serving: crate::deployments::Serving::default(),
         }));
         let router = router(&state);
         Ok(Application { listener, router, state })
@@ -66,10 +67,12 @@ impl Application {
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let sweeper = tokio::spawn(sweep_expired_sessions(self.state.clone()));
         let executor = crate::jobs::start_executor(&self.state);
+        let serving = crate::deployments::runtime::start(&self.state);
         let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
         let result = axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await;
         sweeper.abort();
         executor.stop().await;
+        serving.stop().await;
         result
     }
 }
@@ -90,6 +93,8 @@ pub fn router(state: &AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .nest("/api/v1", api::router(state))
         .merge(mlflow::router(state))
+        .route("/serve/{name}", any(deployments::gateway::proxy))
+        .route("/serve/{name}/{*rest}", any(deployments::gateway::proxy))
         .merge(ui::router())
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(from_fn_with_state(state.clone(), audit::record_mutations))

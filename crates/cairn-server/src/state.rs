@@ -20,6 +20,8 @@ pub struct App {
     pub login_limiter: LoginLimiter,
     pub basic_cache: BasicAuthCache,
     pub metrics: HttpMetrics,
+    /// Where deployments answer, and their request metrics.
+    pub serving: crate::deployments::Serving,
 }
 
 impl std::ops::Deref for AppState {

@@ -51,6 +51,12 @@ pub struct ServeArgs {
     /// Request timeout in seconds [default: 60]
     #[arg(long, env = "CAIRN_REQUEST_TIMEOUT_SECS")]
     pub request_timeout_secs: Option<String>,
+    /// The Python interpreter (with mlflow installed) that serves local deployments [default: python3]
+    #[arg(long, env = "CAIRN_SERVING_PYTHON")]
+    pub serving_python: Option<PathBuf>,
+    /// The image of serving pods for Kubernetes deployments [default: ghcr.io/mlflow/mlflow:v3.17.2]
+    #[arg(long, env = "CAIRN_SERVING_IMAGE")]
+    pub serving_image: Option<String>,
     #[command(flatten)]
     pub kubernetes: KubernetesArgs,
 }
@@ -351,6 +357,23 @@ pub fn resolve_serve(args: &ServeArgs) -> Result<ResolvedServe, ConfigError> {
             .map_err(|e| ConfigError(format!("invalid CAIRN_ADMIN_PASSWORD: {e}")))?;
     }
     server.jobs_dir = Some(data.data_dir.join("jobs"));
+    server.serving.dir = Some(data.data_dir.join("serving"));
+    if let Some(python) = &args.serving_python {
+        server.serving.python = python.clone();
+    }
+    if let Some(image) = &args.serving_image {
+        if image.trim().is_empty() || image.chars().any(char::is_whitespace) {
+            return Err(invalid(
+                "serving_image",
+                "serving-image",
+                "CAIRN_SERVING_IMAGE",
+                image,
+                "expected an image name",
+            ));
+        }
+        server.serving.image = image.clone();
+    }
+    server.serving.max_body_bytes = server.max_body_bytes;
     if executor == ExecutorKind::Kubernetes {
         server.kubernetes = Some(resolve_kubernetes(&args.kubernetes, file.kubernetes)?);
     }

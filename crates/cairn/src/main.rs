@@ -45,6 +45,9 @@ enum Command {
     /// Submit, follow, cancel and retrain training jobs (client: CAIRN_URL, CAIRN_TOKEN)
     #[command(subcommand)]
     Job(client::job::JobCommand),
+    /// Deploy model versions, roll out, roll back (client: CAIRN_URL, CAIRN_TOKEN)
+    #[command(subcommand)]
+    Deploy(client::deploy::DeployCommand),
 }
 
 fn main() -> ExitCode {
@@ -65,6 +68,7 @@ fn main() -> ExitCode {
             Command::Audit(cmd) => audit::audit(cmd).await,
             Command::Dataset(cmd) => client::dataset::run(cmd).await,
             Command::Job(cmd) => client::job::run(cmd).await,
+            Command::Deploy(cmd) => client::deploy::run(cmd).await,
         }
     });
     match result {

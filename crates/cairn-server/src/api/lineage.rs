@@ -36,7 +36,7 @@ pub struct NodeView {
     id: String,
     /// What people call it: `imgs@3`, the run's name, `fraud-detector v3`.
     name: String,
-    /// Its dashboard page, absolute path (none for deployments yet).
+    /// Its dashboard page, absolute path.
     url: Option<String>,
     /// Runs only: the run is deleted (kept as history).
     #[serde(skip_serializing_if = "std::ops::Not::not")]

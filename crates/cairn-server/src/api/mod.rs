@@ -9,6 +9,7 @@
 
 mod audit_log;
 pub mod datasets;
+mod deployments;
 mod error;
 mod experiments;
 mod job_templates;
@@ -93,6 +94,11 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(models::versions))
         .routes(routes!(models::version, models::update_version))
         .routes(routes!(models::set_alias, models::delete_alias))
+        .routes(routes!(deployments::create, deployments::list))
+        .routes(routes!(deployments::get, deployments::update, deployments::delete))
+        .routes(routes!(deployments::rollback))
+        .routes(routes!(deployments::revisions))
+        .routes(routes!(deployments::logs))
         .routes(routes!(lineage::graph))
         .routes(routes!(provenance::model_version))
         .routes(routes!(who_trained::list))

@@ -41,6 +41,7 @@ pub const PREFIX: &str = "/api/v1";
         (name = "datasets", description = "Versioned datasets over content-addressed file contents, and the runs that used them"),
         (name = "lineage", description = "Where models came from: dataset version -> run -> model version -> deployment"),
         (name = "jobs", description = "Training jobs: the queue, their runs, logs, cancel and retry"),
+        (name = "deployments", description = "Model versions served over HTTP (gateway at /serve/NAME/...): revisions, rollback, logs"),
         (name = "accounts", description = "The caller, API tokens and users"),
         (name = "audit", description = "The audit log"),
         (name = "meta", description = "This document"),

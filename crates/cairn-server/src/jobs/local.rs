@@ -9,26 +9,18 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
 
 use cairn_core::dataset::DatasetRef;
 use cairn_db::jobs::{self as repo, JobRow};
 use cairn_storage::{ArtifactPath, BlobDigest};
 use futures::TryStreamExt;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
-use tokio::sync::mpsc;
+use tokio::io::AsyncWriteExt;
 
 use super::executor::{self, Background, Event, Executor, JobEnv, Outcome};
 use super::logs::local_log_path;
+use super::process;
 use crate::state::AppState;
-
-/// Between SIGTERM and SIGKILL when a job is stopped.
-const STOP_GRACE: Duration = Duration::from_secs(10);
-/// Environment variables passed from the server to jobs; everything else (database URLs,
-/// storage keys, secrets) is withheld.
-const INHERITED_ENV: &[&str] = &["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "USER"];
 
 static GPUS: OnceLock<Vec<u32>> = OnceLock::new();
 
@@ -96,7 +88,7 @@ impl Executor for Local {
     /// Its process died with the previous server (or is killed now): the job is lost.
     async fn reattach(&self, _state: &AppState, job: &JobRow) -> Result<Running, String> {
         if let Some(pid) = job.pid {
-            signal_group(pid, libc::SIGKILL);
+            process::signal_group(pid, libc::SIGKILL);
         }
         Err("the server stopped while the job was running; submit it again (retry) to rerun it".into())
     }
@@ -122,7 +114,7 @@ impl Executor for Local {
 
     async fn stop(&self, running: &mut Running) {
         if let Some(pid) = running.pid {
-            stop_group(pid, &mut running.process).await;
+            process::stop_group(pid, &mut running.process).await;
         }
         if let Some(log) = running.log.take() {
             let _ = log.await;
@@ -152,37 +144,20 @@ impl Local {
         }
         let spec = &job.spec.0;
         let command = spec.resolved_command();
-        let mut child = tokio::process::Command::new(&command[0]);
-        child.args(&command[1..]).current_dir(&work).env_clear().kill_on_drop(true);
-        for name in INHERITED_ENV {
-            if let Ok(value) = std::env::var(name) {
-                child.env(name, value);
-            }
-        }
+        let mut child = process::isolated(&command[0]);
+        child.args(&command[1..]).current_dir(&work);
         child
             .envs(&spec.env)
             .envs(spec.params.iter().map(|(k, v)| (format!("CAIRN_PARAM_{k}"), v)))
             .envs(env.public_vars())
             .envs(JobEnv::TOKEN_VARS.map(|name| (name, &env.token)))
             .env("CAIRN_DATASETS_DIR", work.join("datasets"))
-            .env("CUDA_VISIBLE_DEVICES", gpus.iter().map(u32::to_string).collect::<Vec<_>>().join(","))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
-        // SAFETY: prctl is async-signal-safe; the closure touches nothing else.
-        unsafe {
-            child.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+            .env("CUDA_VISIBLE_DEVICES", gpus.iter().map(u32::to_string).collect::<Vec<_>>().join(","));
         let mut process = child.spawn().map_err(|e| format!("cannot start {:?}: {e}", command[0]))?;
         let pid = process.id().and_then(|p| i32::try_from(p).ok());
         repo::set_process(&state.db.pool, job.id, pid, None).await.map_err(|e| could_not(e.into()))?;
-        let log = spawn_log_writer(local_log_path(&self.jobs_dir, job.id), &mut process).await.map_err(could_not)?;
+        let log =
+            process::spawn_log_writer(local_log_path(&self.jobs_dir, job.id), &mut process).await.map_err(could_not)?;
         Ok(Running { process, pid, gpus: Vec::new(), log: Some(log), announced: false })
     }
 }
@@ -195,22 +170,6 @@ fn discover_gpus() -> Vec<u32> {
             String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.trim().parse().ok()).collect()
         }
         _ => Vec::new(),
-    }
-}
-
-/// SIGTERM to the job's process group, then SIGKILL if it is still there after the grace.
-async fn stop_group(pid: i32, process: &mut tokio::process::Child) {
-    signal_group(pid, libc::SIGTERM);
-    if tokio::time::timeout(STOP_GRACE, process.wait()).await.is_err() {
-        signal_group(pid, libc::SIGKILL);
-        let _ = process.wait().await;
-    }
-}
-
-fn signal_group(pid: i32, signal: i32) {
-    // SAFETY: killpg(2) with a process group id we created (the child's pid).
-    unsafe {
-        libc::killpg(pid, signal);
     }
 }
 
@@ -234,47 +193,4 @@ async fn download_dataset(state: &AppState, input: &str, root: &Path) -> anyhow:
         out.flush().await?;
     }
     Ok(())
-}
-
-/// Copies the child's output, line by line with a timestamp and the stream's name, to the
-/// log file. The returned task ends when both streams have closed.
-async fn spawn_log_writer(
-    path: PathBuf,
-    process: &mut tokio::process::Child,
-) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let mut file = tokio::fs::OpenOptions::new().create(true).append(true).open(&path).await?;
-    let (tx, mut rx) = mpsc::channel::<(&'static str, Vec<u8>)>(1024);
-    if let Some(out) = process.stdout.take() {
-        tokio::spawn(forward_lines(out, "stdout", tx.clone()));
-    }
-    if let Some(err) = process.stderr.take() {
-        tokio::spawn(forward_lines(err, "stderr", tx.clone()));
-    }
-    drop(tx);
-    Ok(tokio::spawn(async move {
-        while let Some((stream, line)) = rx.recv().await {
-            let stamp = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-            let text = String::from_utf8_lossy(&line);
-            let entry = format!("{stamp} {stream} {}\n", text.trim_end_matches(['\n', '\r']));
-            if let Err(e) = file.write_all(entry.as_bytes()).await {
-                tracing::warn!(error = %e, "could not write a job log line");
-            }
-        }
-        let _ = file.flush().await;
-    }))
-}
-
-async fn forward_lines(stream: impl AsyncRead + Unpin, name: &'static str, tx: mpsc::Sender<(&'static str, Vec<u8>)>) {
-    let mut reader = BufReader::new(stream);
-    loop {
-        let mut line = Vec::new();
-        match reader.read_until(b'\n', &mut line).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {
-                if tx.send((name, line)).await.is_err() {
-                    return;
-                }
-            }
-        }
-    }
 }

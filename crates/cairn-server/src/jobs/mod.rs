@@ -7,6 +7,7 @@ mod executor;
 pub mod kubernetes;
 pub mod local;
 mod logs;
+pub(crate) mod process;
 
 use cairn_core::dataset::DatasetRef;
 use cairn_core::job::{JobSpec, JobState};

@@ -75,6 +75,14 @@ pub async fn update_model_description(
 pub async fn delete_model(db: &Db, actor: &Actor, name: &str) -> Result<()> {
     let mut tx = db.pool.begin().await?;
     let id = lock_model(&mut tx, name).await?;
+    let deployed = cairn_db::deployments::of_model(&mut *tx, id).await?;
+    if !deployed.is_empty() {
+        let names: Vec<&str> = deployed.iter().map(|d| d.name.as_str()).collect();
+        return Err(TrackingError::Invalid(format!(
+            "model {name} is deployed ({}): delete those deployments first",
+            names.join(", ")
+        )));
+    }
     model_repo::delete(&mut *tx, id).await?;
     audit::append_in(&mut tx, actor.event("registered_model.delete", model_target(name), json!({}))).await?;
     tx.commit().await?;
@@ -117,7 +125,12 @@ pub async fn set_alias(db: &Db, actor: &Actor, name: &str, alias: &str, version:
     model_repo::touch(&mut *tx, model_id, now_millis()).await?;
     let details = json!({"alias": alias, "version": version, "previous_version": before});
     audit::append_in(&mut tx, actor.event("model_alias.set", version_target(name, version), details)).await?;
+    // Deployments following the alias get their new revision in the same transaction.
+    let moved = crate::deployments::follow_alias_in(&mut tx, actor, model_id, alias, target.id).await?;
     tx.commit().await?;
+    if moved > 0 {
+        crate::deployments::wake();
+    }
     Ok(())
 }
 

@@ -93,14 +93,14 @@ pub fn model_version(name: &str, version: i64) -> String {
     format!("/models/{}/versions/{version}", percent_encoding::utf8_percent_encode(name, SEGMENT))
 }
 
-/// The dashboard page of a lineage node; deployments have none yet.
+/// The dashboard page of a lineage node.
 pub fn lineage_node(node: &cairn_core::lineage::NodeId) -> Option<String> {
     use cairn_core::lineage::NodeId;
     match node {
         NodeId::Dataset { name, version } => Some(dataset(name, Some(*version))),
         NodeId::Run(id) => Some(run(id)),
         NodeId::Model { name, version } => Some(model_version(name, *version)),
-        NodeId::Deployment(_) => None,
+        NodeId::Deployment(name) => Some(format!("/deployments/{name}")),
     }
 }
 
@@ -147,7 +147,7 @@ mod tests {
             node("run:0123456789abcdef0123456789abcdef").as_deref(),
             Some("/runs/0123456789abcdef0123456789abcdef")
         );
-        assert_eq!(node("deployment:prod"), None);
+        assert_eq!(node("deployment:prod").as_deref(), Some("/deployments/prod"));
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod audit;
 mod compare;
 mod compare_plots;
 mod datasets;
+mod deployments;
 mod display;
 mod error;
 mod experiments;
@@ -65,6 +66,9 @@ pub fn router() -> Router<AppState> {
         .route("/datasets", get(datasets::list))
         .route("/datasets/{name}", get(datasets::page))
         .route("/datasets/{name}/diff", get(datasets::diff))
+        .route("/deployments", get(deployments::list).post(deployments::create))
+        .route("/deployments/{name}", get(deployments::page))
+        .route("/deployments/{name}/rollback", post(deployments::rollback))
         .route("/jobs", get(jobs::list))
         .route("/jobs/{id}", get(job_page::page))
         .route("/jobs/{id}/cancel", post(job_page::cancel))

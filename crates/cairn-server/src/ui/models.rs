@@ -204,6 +204,12 @@ struct VersionPage {
     v: VersionLine,
     /// Retrain the job that produced the source run, for members, when a job did.
     retrain_url: Option<String>,
+    /// Members see the Deploy form.
+    can_write: bool,
+    /// A suggested deployment name.
+    deploy_name: String,
+    /// The model's deployments: name, page, version served.
+    deployments: Vec<(String, String, String)>,
 }
 
 /// A version number from a page's path; anything else names no version.
@@ -226,14 +232,38 @@ pub async fn version_page(
         }
         _ => None,
     };
+    let deployed = cairn_db::deployments::of_model(&state.db.pool, found.row.model_id).await?;
     let page = VersionPage {
         retrain_url,
+        can_write: user.can_write(),
+        deploy_name: suggested_deployment_name(&name),
+        deployments: deployed
+            .into_iter()
+            .map(|d| {
+                let version = d.version.map_or_else(|| "—".into(), |v| v.to_string());
+                (d.name.clone(), super::deployments::deployment_url(&d.name), version)
+            })
+            .collect(),
         header: Header::from(&user),
         model_url: model_url(&name),
         model: name,
         v: version_line(found, &mut metrics),
     };
     Ok(render(&page)?.into_response())
+}
+
+/// A deployment name made from a model name: lowercase letters, digits and '-'.
+fn suggested_deployment_name(model: &str) -> String {
+    let mut name: String = model
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .skip_while(|c| !c.is_ascii_lowercase())
+        .take(crate::deployments::MAX_NAME_LEN)
+        .collect();
+    while name.ends_with('-') {
+        name.pop();
+    }
+    if name.is_empty() { "model".into() } else { name }
 }
 
 /// Shows a service's refusal on the model's page; database failures are errors.

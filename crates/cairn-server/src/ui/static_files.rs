@@ -14,6 +14,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("time.js", JS, include_str!("../../../../web/static/time.js")),
     ("runs.js", JS, include_str!("../../../../web/static/runs.js")),
     ("joblog.js", JS, include_str!("../../../../web/static/joblog.js")),
+    ("copy.js", JS, include_str!("../../../../web/static/copy.js")),
     ("charts.js", JS, include_str!("../../../../web/static/charts.js")),
     ("vendor/uPlot.iife.min.js", JS, include_str!(concat!(env!("OUT_DIR"), "/uPlot.iife.min.js"))),
     ("vendor/uPlot.min.css", CSS, include_str!(concat!(env!("OUT_DIR"), "/uPlot.min.css"))),

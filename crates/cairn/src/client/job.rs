@@ -227,7 +227,7 @@ async fn run_template(command: TemplateCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn key_value(s: &str) -> Result<(String, String), String> {
+pub(super) fn key_value(s: &str) -> Result<(String, String), String> {
     s.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).ok_or_else(|| format!("{s:?} is not K=V"))
 }
 
@@ -317,7 +317,7 @@ pub async fn run(command: JobCommand) -> anyhow::Result<std::process::ExitCode> 
     Ok(std::process::ExitCode::SUCCESS)
 }
 
-fn text(v: &Value) -> String {
+pub(super) fn text(v: &Value) -> String {
     v.as_str().map_or_else(|| v.to_string(), str::to_owned)
 }
 

@@ -3,6 +3,7 @@
 //! stderr with a non-zero exit.
 
 pub mod dataset;
+pub mod deploy;
 pub mod job;
 mod progress;
 

@@ -5,6 +5,7 @@
 mod admin;
 mod audit;
 mod dataset;
+mod deploy;
 mod job;
 mod serve;
 
@@ -33,6 +34,18 @@ pub fn stdout(output: &Output) -> String {
 
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// `cairn SUBCOMMAND ARGS...` as a client of `server`, with `token`.
+pub fn client(server: &Server, token: &str, subcommand: &str, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg(subcommand)
+        .args(args)
+        .env("CAIRN_URL", &server.url)
+        .env("CAIRN_TOKEN", token)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("run cairn {subcommand}: {e}"))
 }
 
 /// A running `cairn serve`.

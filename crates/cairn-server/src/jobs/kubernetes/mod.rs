@@ -10,7 +10,7 @@
 //! The lifecycle around this (token, states, run status, retries, the end) is
 //! [`super::executor`]'s.
 
-mod pod;
+pub(crate) mod pod;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -78,7 +78,7 @@ pub(crate) fn spawn(state: AppState, jobs_dir: PathBuf, config: KubernetesConfig
     });
 }
 
-async fn connect(config: &KubernetesConfig) -> Result<kube::Client, String> {
+pub(crate) async fn connect(config: &KubernetesConfig) -> Result<kube::Client, String> {
     let client_config = match &config.api_url {
         Some(url) => {
             kube::Config::new(url.parse::<http::Uri>().map_err(|e| format!("invalid API server URL {url:?}: {e}"))?)
@@ -91,7 +91,7 @@ async fn connect(config: &KubernetesConfig) -> Result<kube::Client, String> {
 }
 
 /// A kube error in one line, with the API server's reason when it gave one.
-fn describe(e: &kube::Error) -> String {
+pub(crate) fn describe(e: &kube::Error) -> String {
     match e {
         kube::Error::Api(status) => format!("{} ({}, HTTP {})", status.message, status.reason, status.code),
         other => other.to_string(),

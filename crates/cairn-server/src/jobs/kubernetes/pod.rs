@@ -21,10 +21,10 @@ pub const RUN_ID_LABEL: &str = "cairn.dev/run-id";
 /// The container that runs the job's code (init containers pull its datasets).
 pub const JOB_CONTAINER: &str = "job";
 /// The key of the token in the job's secret.
-const TOKEN_KEY: &str = "token";
+pub(crate) const TOKEN_KEY: &str = "token";
 /// Where dataset inputs are downloaded to, `DATA_DIR/NAME`.
 pub const DATA_DIR: &str = "/data";
-const GPU_RESOURCE: &str = "nvidia.com/gpu";
+pub(crate) const GPU_RESOURCE: &str = "nvidia.com/gpu";
 
 pub fn selector() -> String {
     format!("{}={}", MANAGED_BY.0, MANAGED_BY.1)
@@ -46,11 +46,11 @@ fn labels(job: &JobRow) -> BTreeMap<String, String> {
     ])
 }
 
-fn var(name: impl Into<String>, value: impl Into<String>) -> EnvVar {
+pub(crate) fn var(name: impl Into<String>, value: impl Into<String>) -> EnvVar {
     EnvVar { name: name.into(), value: Some(value.into()), ..EnvVar::default() }
 }
 
-fn from_secret(name: &str, secret: &str) -> EnvVar {
+pub(crate) fn from_secret(name: &str, secret: &str) -> EnvVar {
     EnvVar {
         name: name.into(),
         value_from: Some(EnvVarSource {
@@ -128,17 +128,6 @@ pub fn pod(config: &KubernetesConfig, job: &JobRow, env: &JobEnv) -> Result<Pod,
             }
         })
         .collect();
-    let tolerations: Vec<Toleration> = config
-        .tolerations
-        .iter()
-        .map(|t| Toleration {
-            key: Some(t.key.clone()),
-            operator: Some(if t.value.is_some() { "Equal" } else { "Exists" }.into()),
-            value: t.value.clone(),
-            effect: t.effect.clone(),
-            toleration_seconds: None,
-        })
-        .collect();
     Ok(Pod {
         metadata: ObjectMeta {
             name: Some(pod_name(job)),
@@ -161,15 +150,34 @@ pub fn pod(config: &KubernetesConfig, job: &JobRow, env: &JobEnv) -> Result<Pod,
             service_account_name: config.service_account.clone(),
             // Jobs get API credentials only from a service account chosen for them.
             automount_service_account_token: Some(config.service_account.is_some()),
-            node_selector: (!config.node_selector.is_empty()).then(|| config.node_selector.clone()),
-            tolerations: (!tolerations.is_empty()).then_some(tolerations),
-            image_pull_secrets: (!config.image_pull_secrets.is_empty()).then(|| {
-                config.image_pull_secrets.iter().map(|name| LocalObjectReference { name: name.clone() }).collect()
-            }),
-            ..PodSpec::default()
+            ..placement(config)
         }),
         status: None,
     })
+}
+
+/// Where the configured pods go: node selector, tolerations and image pull secrets (shared
+/// by jobs' pods and serving pods).
+pub(crate) fn placement(config: &KubernetesConfig) -> PodSpec {
+    let tolerations: Vec<Toleration> = config
+        .tolerations
+        .iter()
+        .map(|t| Toleration {
+            key: Some(t.key.clone()),
+            operator: Some(if t.value.is_some() { "Equal" } else { "Exists" }.into()),
+            value: t.value.clone(),
+            effect: t.effect.clone(),
+            toleration_seconds: None,
+        })
+        .collect();
+    PodSpec {
+        node_selector: (!config.node_selector.is_empty()).then(|| config.node_selector.clone()),
+        tolerations: (!tolerations.is_empty()).then_some(tolerations),
+        image_pull_secrets: (!config.image_pull_secrets.is_empty()).then(|| {
+            config.image_pull_secrets.iter().map(|name| LocalObjectReference { name: name.clone() }).collect()
+        }),
+        ..PodSpec::default()
+    }
 }
 
 /// The secret holding the job's token, owned by its pod so that it goes when the pod goes.
