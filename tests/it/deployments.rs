@@ -431,6 +431,8 @@ async fn kubernetes_deployments_are_deployments_and_services_rolled_out_and_back
     assert_eq!(created["target"], "kubernetes", "the default where Cairn runs on Kubernetes");
 
     let d = wait_deployment(&fake, "cairn-serve-vision", |_| true).await;
+    let lead = cairn_db::jobs::try_lead(&app.db.pool, "deployments:kubernetes").await.expect("try the lock");
+    assert!(lead.is_none(), "the replica that applied the objects holds the serving lock: others only read status");
     let labels = d.metadata.labels.clone().unwrap_or_default();
     assert_eq!(labels.get("app.kubernetes.io/managed-by").map(String::as_str), Some("cairn"));
     assert_eq!(labels.get("cairn.dev/deployment").map(String::as_str), Some("vision"));

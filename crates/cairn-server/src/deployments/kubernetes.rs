@@ -8,7 +8,7 @@
 //! reconciler reads the Deployment's status every few seconds to show the rollout's
 //! progress. Objects whose deployment was deleted in Cairn are deleted.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use cairn_db::deployments::{self as repo, DeploymentRow};
 use k8s_openapi::ByteString;
@@ -230,6 +230,8 @@ pub(crate) struct Cluster {
     secrets: Api<Secret>,
     /// Deployment name -> the revision whose objects were applied by this process.
     applied: HashMap<String, i32>,
+    /// Deployments whose service the gateway of this process was given.
+    served: HashSet<String>,
 }
 
 impl Cluster {
@@ -242,6 +244,7 @@ impl Cluster {
                 secrets: Api::namespaced(client, &config.namespace),
                 config,
                 applied: HashMap::new(),
+                served: HashSet::new(),
             }),
             Err(e) => {
                 tracing::error!(error = %e, "cannot use the Kubernetes API; Kubernetes deployments are not served");
@@ -250,12 +253,12 @@ impl Cluster {
         }
     }
 
-    /// Applies the objects of revisions not applied yet, reads rollout status, and deletes
-    /// the objects of deployments that are gone.
-    pub(crate) async fn reconcile(&mut self, state: &AppState, rows: &[DeploymentRow]) {
+    /// Reads rollout status; when `leads` (one replica at a time), also applies the objects
+    /// of revisions not applied yet and deletes the objects of deployments that are gone.
+    pub(crate) async fn reconcile(&mut self, state: &AppState, rows: &[DeploymentRow], leads: bool) {
         let rows: Vec<&DeploymentRow> = rows.iter().filter(|r| r.settings.target == "kubernetes").collect();
         for row in &rows {
-            if self.applied.get(&row.name) != Some(&row.current_revision) {
+            if leads && self.applied.get(&row.name) != Some(&row.current_revision) {
                 match self.apply(state, row).await {
                     Ok(()) => {
                         self.applied.insert(row.name.clone(), row.current_revision);
@@ -270,7 +273,18 @@ impl Cluster {
             }
             self.watch_rollout(state, row).await;
         }
-        self.remove_orphans(state, &rows).await;
+        if leads {
+            self.remove_orphans(state, &rows).await;
+        }
+        // A deployment deleted through another replica: this gateway stops routing to it.
+        self.served.retain(|name| {
+            let live = rows.iter().any(|r| &r.name == name);
+            if !live {
+                state.serving.set_backend(name, None);
+                state.serving.metrics.forget(name);
+            }
+            live
+        });
     }
 
     async fn apply(&self, state: &AppState, row: &DeploymentRow) -> Result<(), String> {
@@ -307,7 +321,7 @@ impl Cluster {
         Ok(())
     }
 
-    async fn watch_rollout(&self, state: &AppState, row: &DeploymentRow) {
+    async fn watch_rollout(&mut self, state: &AppState, row: &DeploymentRow) {
         let found = match get_opt(&self.deployments, &object_name(&row.name)).await {
             Ok(Some(found)) => found,
             Ok(None) => return,
@@ -317,6 +331,7 @@ impl Cluster {
         if status == "ready" {
             let url = format!("http://{}.{}.svc:80", object_name(&row.name), self.config.namespace);
             state.serving.set_backend(&row.name, Some(Backend { url, revision: row.current_revision }));
+            self.served.insert(row.name.clone());
         }
         let _ = repo::set_status(&state.db.pool, &row.name, row.current_revision, status, &message).await;
     }

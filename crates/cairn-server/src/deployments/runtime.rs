@@ -24,6 +24,9 @@ use crate::state::AppState;
 /// How often the reconciler looks without being woken (Kubernetes rollout status too).
 const RECONCILE_POLL: Duration = Duration::from_secs(2);
 
+/// The advisory lock's name (see [`cairn_db::jobs::try_lead`]) for Kubernetes serving.
+const KUBERNETES_LEAD: &str = "deployments:kubernetes";
+
 static WAKE: Notify = Notify::const_new();
 
 /// Tells the reconciler that a deployment changed.
@@ -92,12 +95,16 @@ pub fn start(state: &AppState) -> RunningServing {
 async fn reconcile_loop(state: AppState, shutdown: CancellationToken, tasks: TaskTracker) {
     let mut controllers: HashMap<String, local::Controller> = HashMap::new();
     let mut cluster = kubernetes::Cluster::connect(&state).await;
+    let mut leadership = None;
     loop {
+        if cluster.is_some() && leadership.is_none() {
+            leadership = take_kubernetes_lead(&state).await;
+        }
         match repo::list(&state.db.pool).await {
             Ok(rows) => {
                 reconcile_local(&state, &rows, &mut controllers, &shutdown, &tasks).await;
                 if let Some(cluster) = cluster.as_mut() {
-                    cluster.reconcile(&state, &rows).await;
+                    cluster.reconcile(&state, &rows, leadership.is_some()).await;
                 } else {
                     refuse_kubernetes(&state, &rows).await;
                 }
@@ -112,6 +119,26 @@ async fn reconcile_loop(state: AppState, shutdown: CancellationToken, tasks: Tas
     }
     for (_, controller) in controllers.drain() {
         controller.stop();
+    }
+    if let Some(leadership) = leadership {
+        leadership.release().await;
+    }
+}
+
+/// The lock that lets one replica change the cluster's serving objects; the others only
+/// read rollout status, so that replicas never apply or delete the same objects at once.
+/// Local deployments need none: each replica serves its own processes for its gateway.
+async fn take_kubernetes_lead(state: &AppState) -> Option<cairn_db::jobs::Leadership> {
+    match cairn_db::jobs::try_lead(&state.db.pool, KUBERNETES_LEAD).await {
+        Ok(Some(leadership)) => {
+            tracing::info!("this process applies the Kubernetes serving objects");
+            Some(leadership)
+        }
+        Ok(None) => None,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not take the Kubernetes serving lock");
+            None
+        }
     }
 }
 
