@@ -5,9 +5,11 @@ pub mod account;
 pub mod dataset;
 pub mod job;
 pub mod lineage;
+pub mod project;
 pub mod registry;
 pub mod search;
 pub mod tabular;
 pub mod tracking;
 
 pub use account::{Password, Role, Username, ValidationError};
+pub use project::{ProjectName, ProjectRole};

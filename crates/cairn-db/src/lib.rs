@@ -14,6 +14,7 @@ pub mod jobs;
 pub mod lineage;
 pub mod paging;
 pub mod pool;
+pub mod projects;
 pub mod provenance;
 pub mod registry;
 pub mod sessions;

@@ -43,10 +43,11 @@ pub async fn find_live(db: impl PgExecutor<'_>, secret_hash: &[u8]) -> Result<Op
         role: String,
         disabled: bool,
         created_at: DateTime<Utc>,
+        service_project_id: Option<i64>,
     }
     let row: Option<Joined> = sqlx::query_as(
         "SELECT s.user_id, s.csrf_token, s.expires_at, u.username, u.password_hash, u.role, u.disabled, \
-         u.created_at FROM sessions s JOIN users u ON u.id = s.user_id \
+         u.created_at, u.service_project_id FROM sessions s JOIN users u ON u.id = s.user_id \
          WHERE s.secret_hash = $1 AND s.expires_at > now()",
     )
     .bind(secret_hash)
@@ -61,6 +62,7 @@ pub async fn find_live(db: impl PgExecutor<'_>, secret_hash: &[u8]) -> Result<Op
             role: r.role,
             disabled: r.disabled,
             created_at: r.created_at,
+            service_project_id: r.service_project_id,
         };
         (session, user)
     }))

@@ -18,9 +18,11 @@ pub struct TokenRow {
     pub expires_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
     pub last_used_at: Option<DateTime<Utc>>,
+    /// The only project the token may touch (None: wherever its owner may).
+    pub project_id: Option<i64>,
 }
 
-const COLUMNS: &str = "id, user_id, name, scope, created_at, expires_at, revoked_at, last_used_at";
+const COLUMNS: &str = "id, user_id, name, scope, created_at, expires_at, revoked_at, last_used_at, project_id";
 
 pub struct NewToken<'a> {
     pub id: Uuid,
@@ -28,11 +30,12 @@ pub struct NewToken<'a> {
     pub name: &'a str,
     pub scope: &'a str,
     pub expires_at: Option<DateTime<Utc>>,
+    pub project_id: Option<i64>,
 }
 
 pub async fn insert(db: impl PgExecutor<'_>, token: &NewToken<'_>) -> Result<TokenRow, DbError> {
     let sql = format!(
-        "INSERT INTO api_tokens (id, user_id, name, scope, expires_at) VALUES ($1, $2, $3, $4, $5) \
+        "INSERT INTO api_tokens (id, user_id, name, scope, expires_at, project_id) VALUES ($1, $2, $3, $4, $5, $6) \
          RETURNING {COLUMNS}"
     );
     Ok(sqlx::query_as(AssertSqlSafe(sql))
@@ -41,6 +44,7 @@ pub async fn insert(db: impl PgExecutor<'_>, token: &NewToken<'_>) -> Result<Tok
         .bind(token.name)
         .bind(token.scope)
         .bind(token.expires_at)
+        .bind(token.project_id)
         .fetch_one(db)
         .await?)
 }
@@ -59,7 +63,7 @@ pub async fn list_all(db: impl PgExecutor<'_>) -> Result<Vec<(TokenRow, String)>
     }
     let rows: Vec<Joined> = sqlx::query_as(
         "SELECT t.id, t.user_id, t.name, t.scope, t.created_at, t.expires_at, t.revoked_at, \
-         t.last_used_at, u.username FROM api_tokens t JOIN users u ON u.id = t.user_id \
+         t.last_used_at, t.project_id, u.username FROM api_tokens t JOIN users u ON u.id = t.user_id \
          ORDER BY t.created_at DESC",
     )
     .fetch_all(db)
@@ -84,15 +88,17 @@ pub async fn find_with_user(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<
         expires_at: Option<DateTime<Utc>>,
         revoked_at: Option<DateTime<Utc>>,
         last_used_at: Option<DateTime<Utc>>,
+        project_id: Option<i64>,
         username: String,
         password_hash: String,
         role: String,
         disabled: bool,
         user_created_at: DateTime<Utc>,
+        service_project_id: Option<i64>,
     }
     let row: Option<Joined> = sqlx::query_as(
         "SELECT t.id, t.user_id, t.name, t.scope, t.created_at, t.expires_at, t.revoked_at, \
-         t.last_used_at, u.username, u.password_hash, u.role, u.disabled, u.created_at AS user_created_at \
+         t.last_used_at, t.project_id, u.username, u.password_hash, u.role, u.disabled, u.created_at AS user_created_at, u.service_project_id \
          FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.id = $1",
     )
     .bind(id)
@@ -108,6 +114,7 @@ pub async fn find_with_user(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<
             expires_at: r.expires_at,
             revoked_at: r.revoked_at,
             last_used_at: r.last_used_at,
+            project_id: r.project_id,
         };
         let user = UserRow {
             id: r.user_id,
@@ -116,6 +123,7 @@ pub async fn find_with_user(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<
             role: r.role,
             disabled: r.disabled,
             created_at: r.user_created_at,
+            service_project_id: r.service_project_id,
         };
         (token, user)
     }))

@@ -14,6 +14,8 @@ pub struct UserRow {
     pub role: String,
     pub disabled: bool,
     pub created_at: DateTime<Utc>,
+    /// Set for a service account: the project that owns it. Service accounts cannot log in.
+    pub service_project_id: Option<i64>,
 }
 
 impl UserRow {
@@ -24,7 +26,7 @@ impl UserRow {
     }
 }
 
-const COLUMNS: &str = "id, username, password_hash, role, disabled, created_at";
+const COLUMNS: &str = "id, username, password_hash, role, disabled, created_at, service_project_id";
 
 pub async fn insert(
     db: impl PgExecutor<'_>,

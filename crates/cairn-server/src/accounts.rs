@@ -147,7 +147,14 @@ pub async fn create_token(
         .encode(owner.id, id, now.timestamp(), request.expires_at.map(|at| at.timestamp()))
         .map_err(|e| AccountError::Internal(format!("token signing failed: {e}")))?;
     let mut tx = db.pool.begin().await?;
-    let new = NewToken { id, user_id: owner.id, name, scope: request.scope.as_str(), expires_at: request.expires_at };
+    let new = NewToken {
+        id,
+        user_id: owner.id,
+        name,
+        scope: request.scope.as_str(),
+        expires_at: request.expires_at,
+        project_id: None,
+    };
     let row = tokens::insert(&mut *tx, &new).await?;
     let details = json!({
         "name": name,
