@@ -12,7 +12,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::audit::Actor;
-use crate::auth::{TokenKeys, TokenScope, hash_password, session::random_token};
+use crate::auth::{Credential, Principal, TokenKeys, TokenScope, hash_password, session::random_token};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
@@ -122,6 +122,8 @@ pub struct TokenRequest<'a> {
     pub name: &'a str,
     pub scope: TokenScope,
     pub expires_at: Option<DateTime<Utc>>,
+    /// The only project the token may touch (None: wherever its owner may).
+    pub project_id: Option<i64>,
 }
 
 pub async fn create_token(
@@ -153,7 +155,7 @@ pub async fn create_token(
         name,
         scope: request.scope.as_str(),
         expires_at: request.expires_at,
-        project_id: None,
+        project_id: request.project_id,
     };
     let row = tokens::insert(&mut *tx, &new).await?;
     let details = json!({
@@ -161,10 +163,20 @@ pub async fn create_token(
         "owner": owner.username,
         "scope": request.scope.as_str(),
         "expires_at": request.expires_at.map(|at| at.to_rfc3339()),
+        "project_id": request.project_id,
     });
     audit::append_in(&mut tx, actor.event("token.create", format!("token:{id}"), details)).await?;
     tx.commit().await?;
     Ok(IssuedToken { token, row })
+}
+
+/// The project the caller's own credential is limited to, if it is a project-scoped token.
+/// A token it mints may not reach further than it does itself.
+pub async fn credential_project(db: &Db, principal: &Principal) -> Result<Option<i64>, DbError> {
+    match &principal.credential {
+        Credential::Token { id, .. } => Ok(tokens::find(&db.pool, *id).await?.and_then(|t| t.project_id)),
+        _ => Ok(None),
+    }
 }
 
 /// Revokes a token. Non-admins may only revoke their own; for them another user's token

@@ -280,7 +280,7 @@ pub async fn token(cmd: TokenCommand) -> anyhow::Result<ExitCode> {
             }
             let keys = accounts::token_keys(&db, config::secret_from_env("CAIRN_JWT_SECRET")?.as_ref().map(|s| s.expose())).await?;
             let expires_at = expires_in_days.map(|d| Utc::now() + Duration::days(i64::from(d)));
-            let issued = accounts::create_token(&db, &keys, &actor, &owner, TokenRequest { name: &name, scope, expires_at }).await?;
+            let issued = accounts::create_token(&db, &keys, &actor, &owner, TokenRequest { name: &name, scope, expires_at, project_id: None }).await?;
             eprintln!("token {} ({}) for {user}; store it now, it is shown once:", issued.row.id, issued.row.name);
             println!("{}", issued.token);
             Ok(ExitCode::SUCCESS)

@@ -102,8 +102,8 @@ pub async fn create(
         .await?
         .ok_or_else(|| HtmlError::page(StatusCode::NOT_FOUND, "Your account no longer exists."))?;
     let scope = if user.principal.can_write() { TokenScope::Write } else { TokenScope::Read };
-    let request =
-        TokenRequest { name: &form.name, scope, expires_at: days.map(|d| Utc::now() + Duration::days(i64::from(d))) };
+    let expires_at = days.map(|d| Utc::now() + Duration::days(i64::from(d)));
+    let request = TokenRequest { name: &form.name, scope, expires_at, project_id: None };
     match accounts::create_token(&state.db, &state.token_keys, &actor, &owner, request).await {
         Ok(issued) => {
             let response = render_page(&state, &user, Some(issued.token), None).await?;
