@@ -327,10 +327,11 @@ async fn every_project_change_is_audited() {
             ("token.revoke", "olga", &format!("token:{id}")),
         ]
     );
-    let (details,): (Value,) = sqlx::query_as("SELECT details FROM audit_events WHERE action = 'project.update'")
+    let (details,): (String,) = sqlx::query_as("SELECT details FROM audit_events WHERE action = 'project.update'")
         .fetch_one(&app.db.pool)
         .await
         .expect("row");
+    let details: Value = serde_json::from_str(&details).expect("json details");
     assert_eq!(details["description"]["to"], "d", "{details}");
 }
 
