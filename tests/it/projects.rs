@@ -419,6 +419,14 @@ async fn project_pages_manage_members_and_show_a_service_token_once() {
     let users_status = olga.get(app.at("/admin/users")).send().await.expect("request").status();
     assert!(users_status == 403 || users_status == 404, "the users page is for server admins: {users_status}");
 
+    let limited =
+        post("/settings/tokens", vec![("name", "vision only"), ("project", "vision")]).await.expect("request");
+    assert_eq!(limited.status(), 200);
+    let tokens_page = limited.text().await.expect("html");
+    assert!(tokens_page.contains("<td>vision</td>") && tokens_page.contains("only vision"), "{tokens_page}");
+    let hidden = post("/settings/tokens", vec![("name", "x"), ("project", "nope")]).await.expect("request");
+    assert_eq!(hidden.status(), 422);
+
     let bob = app.browser();
     log_in_as(&app, &bob, "bob", PASSWORD).await;
     let viewer_page = bob.get(app.at("/projects/vision")).send().await.expect("request").text().await.expect("html");
