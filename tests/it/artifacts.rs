@@ -363,6 +363,18 @@ async fn names_with_odd_characters_round_trip(kind: StorageKind) {
 
 async fn viewers_read_but_cannot_write(kind: StorageKind) {
     let f = Fixture::new(kind).await;
+    // Artifact paths start with their experiment's id; only admins may touch paths of
+    // experiments that do not exist, so this one (id 1) must.
+    let created = f
+        .app
+        .client
+        .post(f.app.at("/api/2.0/mlflow/experiments/create"))
+        .bearer_auth(&f.token)
+        .json(&serde_json::json!({"name": "artifacts"}))
+        .send()
+        .await
+        .expect("create experiment");
+    assert_eq!(created.json::<serde_json::Value>().await.expect("json")["experiment_id"], "1");
     f.put_ok(&format!("{RUN}/a.txt"), "a").await;
     f.app.add_user("vera", "vera-password-1", UserRole::Viewer).await;
     let viewer = f.app.token_for("vera", "vera-password-1").await;

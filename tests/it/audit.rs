@@ -291,7 +291,7 @@ async fn only_admins_read_and_export_the_audit_log() {
     crate::dashboard_pages::log_in_as(&app, &browser, "mia", "member-password").await;
     let page = browser.get(app.at("/audit")).send().await.expect("request");
     assert_eq!(page.status(), 403);
-    assert!(page.text().await.expect("html").contains("The audit log is for admins"));
+    assert!(page.text().await.expect("html").contains("This page is for server admins"));
     let home = browser.get(app.at("/")).send().await.expect("request").text().await.expect("html");
     assert!(!home.contains("href=\"/audit\""), "no Audit link for members");
     assert!(home.contains("href=\"/who-trained\""));

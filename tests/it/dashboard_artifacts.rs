@@ -218,7 +218,7 @@ async fn viewers_read_artifacts_and_anonymous_requests_go_to_the_login_page() {
 async fn a_run_whose_artifacts_are_outside_the_store_says_so() {
     let app = spawn_app().await;
     let actor = Actor::system("test");
-    let experiment = tracking::create_experiment(&app.db, &actor, "external", Some("s3://their-bucket/ml"), &[])
+    let experiment = tracking::create_experiment(&app.db, &actor, "external", Some("s3://their-bucket/ml"), &[], 1)
         .await
         .expect("experiment")
         .id;

@@ -474,7 +474,7 @@ async fn seed_model(app: &TestApp) -> Result<()> {
     let run = new_run(app, experiment, "xgb-depth6", 1_700_000_000_000, Vec::new()).await;
     log(app, run, &[("depth", "6")], &[("accuracy", 0.91, 0)]).await;
     let actor = cairn_server::audit::Actor::system("test");
-    cairn_server::registry::create_model(&app.db, &actor, "churn-model", Some("Predicts churn."), &[]).await?;
+    cairn_server::registry::create_model(&app.db, &actor, "churn-model", Some("Predicts churn."), &[], 1).await?;
     let source = format!("runs:/{}/model", run.simple());
     let request = cairn_server::registry::NewVersionRequest {
         name: "churn-model",

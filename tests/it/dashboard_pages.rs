@@ -44,7 +44,7 @@ fn actor() -> Actor {
 }
 
 pub async fn new_experiment(app: &TestApp, name: &str) -> i64 {
-    tracking::create_experiment(&app.db, &actor(), name, None, &[]).await.expect("create experiment").id
+    tracking::create_experiment(&app.db, &actor(), name, None, &[], 1).await.expect("create experiment").id
 }
 
 pub fn kv(key: &str, value: &str) -> KeyValue {

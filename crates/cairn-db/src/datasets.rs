@@ -92,16 +92,18 @@ pub async fn get_by_name(db: impl PgExecutor<'_>, name: &str) -> Result<Option<D
 pub async fn lock_or_create(
     conn: &mut PgConnection,
     name: &str,
+    project_id: i64,
     created_by: Option<i64>,
     now: i64,
 ) -> Result<(DatasetRow, bool), DbError> {
     let created: Option<DatasetRow> = sqlx::query_as(
-        "INSERT INTO datasets (name, creation_time, last_update_time, created_by) VALUES ($1, $2, $2, $3) \
+        "INSERT INTO datasets (name, creation_time, last_update_time, created_by, project_id) VALUES ($1, $2, $2, $3, $4) \
          ON CONFLICT (name) DO NOTHING RETURNING id, name, description, creation_time, last_update_time",
     )
     .bind(name)
     .bind(now)
     .bind(created_by)
+    .bind(project_id)
     .fetch_optional(&mut *conn)
     .await?;
     if let Some(row) = created {

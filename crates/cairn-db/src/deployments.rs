@@ -64,8 +64,9 @@ pub async fn insert(
     created_by: Option<i64>,
 ) -> Result<i64, DbError> {
     Ok(sqlx::query_scalar(
-        "INSERT INTO deployments (name, model_id, alias, runtime, replicas, cpu, memory, gpus, env, target, created_by) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+        "INSERT INTO deployments (name, model_id, alias, runtime, replicas, cpu, memory, gpus, env, target, created_by, \
+         project_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
+         (SELECT project_id FROM registered_models WHERE id = $2)) RETURNING id",
     )
     .bind(name)
     .bind(s.model_id)

@@ -30,14 +30,19 @@ pub struct NewTemplate<'a> {
     pub description: &'a str,
     pub experiment_id: Option<i64>,
     pub created_by: Option<i64>,
+    /// Where a new template goes when neither an earlier version nor its experiment decides.
+    pub project_id: i64,
 }
 
 /// Adds the next version of template `name` (1 for a new name). Two concurrent updates of
 /// one name cannot get the same number: the loser fails on the unique (name, version).
+/// A template stays in the project of its first version; a new one goes to its
+/// experiment's project, else to `project_id`.
 pub async fn insert_version(db: impl PgExecutor<'_>, new: &NewTemplate<'_>) -> Result<(i64, i32), DbError> {
     Ok(sqlx::query_as(
-        "INSERT INTO job_templates (name, version, spec, description, experiment_id, created_by) \
-         SELECT $1, COALESCE(max(version), 0) + 1, $2, $3, $4, $5 FROM job_templates WHERE name = $1 \
+        "INSERT INTO job_templates (name, version, spec, description, experiment_id, created_by, project_id) \
+         SELECT $1, COALESCE(max(version), 0) + 1, $2, $3, $4, $5, COALESCE(min(project_id), \
+         (SELECT project_id FROM experiments WHERE id = $4), $6) FROM job_templates WHERE name = $1 \
          RETURNING id, version",
     )
     .bind(new.name)
@@ -45,6 +50,7 @@ pub async fn insert_version(db: impl PgExecutor<'_>, new: &NewTemplate<'_>) -> R
     .bind(new.description)
     .bind(new.experiment_id)
     .bind(new.created_by)
+    .bind(new.project_id)
     .fetch_one(db)
     .await?)
 }

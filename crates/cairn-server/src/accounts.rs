@@ -12,7 +12,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::audit::Actor;
-use crate::auth::{Credential, Principal, TokenKeys, TokenScope, hash_password, session::random_token};
+use crate::auth::{TokenKeys, TokenScope, hash_password, session::random_token};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
@@ -179,15 +179,6 @@ pub async fn create_token(
     audit::append_in(&mut tx, actor.event("token.create", format!("token:{id}"), details)).await?;
     tx.commit().await?;
     Ok(IssuedToken { token, row })
-}
-
-/// The project the caller's own credential is limited to, if it is a project-scoped token.
-/// A token it mints may not reach further than it does itself.
-pub async fn credential_project(db: &Db, principal: &Principal) -> Result<Option<i64>, DbError> {
-    match &principal.credential {
-        Credential::Token { id, .. } => Ok(tokens::find(&db.pool, *id).await?.and_then(|t| t.project_id)),
-        _ => Ok(None),
-    }
 }
 
 /// Revokes a token. Non-admins may only revoke their own; for them another user's token

@@ -61,6 +61,8 @@ pub struct TemplateInput {
     pub description: String,
     pub experiment_id: Option<i64>,
     pub spec: JobSpec,
+    /// Where a new template goes (see [`repo::insert_version`]).
+    pub project_id: i64,
 }
 
 /// Adds a new version of the template (version 1 for a new name).
@@ -76,6 +78,7 @@ pub async fn save(db: &Db, actor: &Actor, input: TemplateInput) -> Result<Templa
         description: &input.description,
         experiment_id: input.experiment_id,
         created_by: actor.user_id,
+        project_id: input.project_id,
     };
     let (_, version) = repo::insert_version(&mut *tx, &new).await.map_err(|e| {
         if e.is_unique_violation() {

@@ -95,7 +95,7 @@ pub fn router(state: &AppState) -> Router {
         .merge(mlflow::router(state))
         .route("/serve/{name}", any(deployments::gateway::proxy))
         .route("/serve/{name}/{*rest}", any(deployments::gateway::proxy))
-        .merge(ui::router().route_layer(from_fn_with_state(state.clone(), crate::projects::access_shim::insert)))
+        .merge(ui::router(state))
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(from_fn_with_state(state.clone(), audit::record_mutations))
         .layer(from_fn_with_state(state.clone(), ops::track_requests))

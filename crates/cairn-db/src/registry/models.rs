@@ -19,17 +19,19 @@ pub async fn insert(
     conn: &mut PgConnection,
     name: &str,
     description: Option<&str>,
+    project_id: i64,
     created_by: Option<i64>,
     now: i64,
 ) -> Result<i64, DbError> {
     sqlx::query_scalar(
-        "INSERT INTO registered_models (name, description, creation_time, last_updated_time, created_by) \
-         VALUES ($1, $2, $3, $3, $4) RETURNING id",
+        "INSERT INTO registered_models (name, description, creation_time, last_updated_time, created_by, project_id) \
+         VALUES ($1, $2, $3, $3, $4, $5) RETURNING id",
     )
     .bind(name)
     .bind(description)
     .bind(now)
     .bind(created_by)
+    .bind(project_id)
     .fetch_one(conn)
     .await
     .map_err(|e| name_conflict(e, name))

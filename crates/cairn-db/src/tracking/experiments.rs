@@ -23,6 +23,7 @@ pub async fn insert(
     conn: &mut PgConnection,
     name: &str,
     artifact_location: Option<&str>,
+    project_id: i64,
     created_by: Option<i64>,
     now: i64,
 ) -> Result<ExperimentRow, DbError> {
@@ -30,14 +31,15 @@ pub async fn insert(
         sqlx::query_scalar("SELECT nextval(pg_get_serial_sequence('experiments', 'id'))").fetch_one(&mut *conn).await?;
     let location = artifact_location.map_or_else(|| format!("mlflow-artifacts:/{id}"), str::to_owned);
     let result = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO experiments (id, name, artifact_location, creation_time, last_update_time, created_by) \
-         VALUES ($1, $2, $3, $4, $4, $5) RETURNING {COLUMNS}"
+        "INSERT INTO experiments (id, name, artifact_location, creation_time, last_update_time, created_by, project_id) \
+         VALUES ($1, $2, $3, $4, $4, $5, $6) RETURNING {COLUMNS}"
     )))
     .bind(id)
     .bind(name)
     .bind(&location)
     .bind(now)
     .bind(created_by)
+    .bind(project_id)
     .fetch_one(&mut *conn)
     .await;
     result.map_err(|e| {

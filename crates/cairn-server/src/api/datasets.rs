@@ -19,6 +19,7 @@ use super::openapi::Problem;
 use super::query::ApiQuery;
 use super::views;
 use super::{ApiError, ApiJson};
+use crate::access::NewObjectProject;
 use crate::audit::{Actor, AuditExempt, AuditNote, Audited};
 use crate::datasets::{self, ManifestFile, VersionDiff};
 use crate::service_error::ServiceError;
@@ -178,11 +179,13 @@ pub struct CreatedVersionView {
 pub async fn create_version(
     State(state): State<AppState>,
     actor: Actor,
+    NewObjectProject(project): NewObjectProject,
     Path(name): Path<String>,
     ApiJson(body): ApiJson<CreateVersion>,
 ) -> Result<Response, ApiError> {
     let files = body.files.into_iter().map(|f| ManifestFile { path: f.path, size: f.size, sha256: f.sha256 }).collect();
-    let created = datasets::create_version(&state.db, &state.storage, &actor, &name, files, &body.message).await?;
+    let new = datasets::NewDatasetVersion { name: &name, files, message: &body.message, project_id: project };
+    let created = datasets::create_version(&state.db, &state.storage, &actor, new).await?;
     let view = Json(CreatedVersionView {
         version: VersionView::new(&created.dataset.name, created.version),
         created: created.created,

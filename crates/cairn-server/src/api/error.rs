@@ -83,6 +83,9 @@ impl From<crate::access::Denial> for ApiError {
         use crate::access::Denial;
         match denial {
             Denial::Auth(e) => e.into(),
+            Denial::NotFound(msg) => ApiError::not_found(msg),
+            Denial::BodyTooLarge => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
+            Denial::NoPolicy(route) => ApiError::internal(format!("no access policy for route {route}")),
             other => ApiError::forbidden(other.to_string()),
         }
     }

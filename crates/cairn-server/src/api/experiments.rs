@@ -17,6 +17,7 @@ use super::openapi::Problem;
 use super::query::{self, ApiQuery, cursor};
 use super::views::{self, Lifecycle, LifecycleFilter, Text};
 use super::{ApiError, ApiJson};
+use crate::access::NewObjectProject;
 use crate::audit::{Actor, Audited};
 use crate::state::AppState;
 use crate::tracking::{self, ExperimentChange, ExperimentPage, parse_experiment_id};
@@ -116,11 +117,12 @@ pub struct CreateExperiment {
 pub async fn create(
     State(state): State<AppState>,
     actor: Actor,
+    NewObjectProject(project): NewObjectProject,
     ApiJson(body): ApiJson<CreateExperiment>,
 ) -> Result<Response, ApiError> {
     let tags = views::pairs(body.tags);
     let location = body.artifact_location.as_deref();
-    let row = tracking::create_experiment(&state.db, &actor, &body.name, location, &tags).await?;
+    let row = tracking::create_experiment(&state.db, &actor, &body.name, location, &tags, project).await?;
     let view = ExperimentView::new(row, tags);
     Ok((StatusCode::CREATED, Extension(Audited), Json(view)).into_response())
 }

@@ -17,6 +17,7 @@ use super::jobs::{JobView, experiment, source};
 use super::openapi::Problem;
 use super::query::ApiQuery;
 use super::{ApiError, ApiJson};
+use crate::access::NewObjectProject;
 use crate::audit::{Actor, Audited};
 use crate::job_templates::{self, TemplateInput, TemplateName, TemplateOverrides};
 use crate::job_usage;
@@ -92,6 +93,7 @@ pub struct SaveTemplate {
 pub async fn save(
     State(state): State<AppState>,
     actor: Actor,
+    NewObjectProject(project): NewObjectProject,
     ApiJson(body): ApiJson<SaveTemplate>,
 ) -> Result<Response, ApiError> {
     let name = TemplateName::parse(&body.name)?;
@@ -109,7 +111,7 @@ pub async fn save(
         timeout_secs: body.timeout_secs.unwrap_or(24 * 3600),
         source,
     };
-    let input = TemplateInput { name, description: body.description, experiment_id, spec };
+    let input = TemplateInput { name, description: body.description, experiment_id, spec, project_id: project };
     let saved = job_templates::save(&state.db, &actor, input).await?;
     Ok((StatusCode::CREATED, Extension(Audited), Json(TemplateView::from(saved))).into_response())
 }

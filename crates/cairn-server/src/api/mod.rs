@@ -46,7 +46,6 @@ use crate::state::AppState;
 pub fn router(state: &AppState) -> Router<AppState> {
     let (guarded, _) = routes().split_for_parts();
     guarded
-        .route_layer(from_fn_with_state(state.clone(), crate::projects::access_shim::insert))
         .route_layer(from_fn_with_state(state.clone(), guard))
         .route("/openapi.json", get(openapi::document))
         .fallback(error::not_found)

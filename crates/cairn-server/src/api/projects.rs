@@ -20,9 +20,9 @@ use uuid::Uuid;
 use super::openapi::Problem;
 use super::tokens::{CreatedToken, TokenView};
 use super::{ApiError, ApiJson};
+use crate::access::ProjectAccess;
 use crate::audit::{Actor, Audited};
 use crate::auth::TokenScope;
-use crate::projects::access_shim::ProjectAccess;
 use crate::projects::service_accounts::{self, ServiceAccount, ServiceTokenRequest};
 use crate::projects::{self, NewProject, ProjectChange};
 use crate::state::AppState;
@@ -46,7 +46,7 @@ pub struct ProjectView {
 
 impl ProjectView {
     fn new(row: ProjectRow, access: &ProjectAccess) -> Self {
-        let role = if access.is_admin() { Some(ProjectRole::Owner) } else { access.role_in(row.id) };
+        let role = access.role_in(row.id).or(access.is_admin().then_some(ProjectRole::Owner));
         ProjectView {
             name: row.name,
             description: row.description,

@@ -19,7 +19,6 @@ use super::{ApiError, ApiJson};
 use crate::accounts::{self, IssuedToken, TokenRequest};
 use crate::audit::{Actor, Audited};
 use crate::auth::{Principal, TokenScope};
-use crate::projects::access_shim::ProjectAccess;
 use crate::state::AppState;
 
 #[derive(Deserialize, ToSchema)]
@@ -92,26 +91,24 @@ async fn project_names(state: &AppState, rows: &[TokenRow]) -> Result<HashMap<i6
     Ok(found.into_iter().map(|p| (p.id, p.name)).collect())
 }
 
-/// The project a new token of the caller's is limited to: the one named, which the caller
-/// must be able to read (else it is not found, as for any project they cannot see), and
-/// never wider than the caller's own credential.
+/// The project a new token of the caller's is limited to: the one named (the route table
+/// has checked that the caller can read it), and never wider than the caller's own
+/// credential: a project-scoped token mints tokens of its own project only.
 async fn token_project(
     state: &AppState,
     principal: &Principal,
-    access: &ProjectAccess,
     named: Option<&str>,
 ) -> Result<Option<ProjectRow>, ApiError> {
-    let limit = accounts::credential_project(&state.db, principal).await?;
-    let Some(name) = named else {
-        return match limit {
-            Some(id) => Ok(projects::find(&state.db.pool, id).await?),
-            None => Ok(None),
-        };
+    let limit = principal.token_project();
+    let row = match (named, limit) {
+        (Some(name), _) => projects::find_by_name(&state.db.pool, name).await?,
+        (None, Some(id)) => projects::find(&state.db.pool, id).await?,
+        (None, None) => return Ok(None),
     };
-    let not_found = || ApiError::not_found(format!("no project named {name:?}"));
-    let row = projects::find_by_name(&state.db.pool, name).await?.ok_or_else(not_found)?;
-    let readable = access.role_in(row.id).is_some() && limit.is_none_or(|id| id == row.id);
-    if readable { Ok(Some(row)) } else { Err(not_found()) }
+    match row {
+        Some(row) if limit.is_none_or(|id| id == row.id) => Ok(Some(row)),
+        _ => Err(ApiError::not_found(format!("no project named {:?}", named.unwrap_or("")))),
+    }
 }
 
 /// Issues an API token for the caller (HTTP Basic, a token or a session). A read-only
@@ -124,7 +121,6 @@ async fn token_project(
 pub async fn create(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
-    Extension(access): Extension<ProjectAccess>,
     actor: Actor,
     ApiJson(body): ApiJson<CreateToken>,
 ) -> Result<Response, ApiError> {
@@ -139,7 +135,7 @@ pub async fn create(
         (TokenScope::Write, false) => TokenScope::Read,
         (scope, _) => scope,
     };
-    let project = token_project(&state, &principal, &access, body.project.as_deref()).await?;
+    let project = token_project(&state, &principal, body.project.as_deref()).await?;
     let request = TokenRequest {
         name: &body.name,
         scope,

@@ -23,6 +23,8 @@ pub enum Credential {
     Token {
         id: Uuid,
         scope: TokenScope,
+        /// The only project a project-scoped token may touch.
+        project: Option<i64>,
     },
     Basic,
 }
@@ -33,6 +35,14 @@ impl Principal {
     pub fn can_write(&self) -> bool {
         let token_allows = !matches!(self.credential, Credential::Token { scope: TokenScope::Read, .. });
         self.role >= Role::Member && token_allows
+    }
+
+    /// The project a project-scoped token is limited to.
+    pub fn token_project(&self) -> Option<i64> {
+        match self.credential {
+            Credential::Token { project, .. } => project,
+            _ => None,
+        }
     }
 
     pub fn is_admin(&self) -> bool {

@@ -67,14 +67,22 @@ where
 
 /// Creates the next version of dataset `name` (creating the dataset on its first push)
 /// from a manifest whose blobs are all stored.
+/// A version to add: the dataset's name, its files and message, and the project the dataset
+/// goes to when this version creates it.
+pub struct NewDatasetVersion<'a> {
+    pub name: &'a str,
+    pub files: Vec<ManifestFile>,
+    pub message: &'a str,
+    pub project_id: i64,
+}
+
 pub async fn create_version(
     db: &Db,
     storage: &Storage,
     actor: &Actor,
-    name: &str,
-    files: Vec<ManifestFile>,
-    message: &str,
+    new: NewDatasetVersion<'_>,
 ) -> Result<CreatedVersion> {
+    let NewDatasetVersion { name, files, message, project_id } = new;
     validate_dataset_name(name)?;
     let files = checked_manifest(files)?;
     let digests: Vec<String> = files.iter().map(|f| f.sha256.clone()).collect();
@@ -114,7 +122,7 @@ pub async fn create_version(
 
     let now = now_millis();
     let mut tx = db.pool.begin().await?;
-    let (dataset, created_dataset) = repo::lock_or_create(&mut tx, name, actor.user_id, now).await?;
+    let (dataset, created_dataset) = repo::lock_or_create(&mut tx, name, project_id, actor.user_id, now).await?;
     let new = NewVersion {
         dataset_id: dataset.id,
         digest: &digest,

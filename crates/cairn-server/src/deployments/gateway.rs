@@ -1,6 +1,7 @@
 //! The model gateway: `/serve/NAME/...` is passed to where deployment NAME's live revision
-//! answers, bodies streamed both ways. Any authenticated caller may use it (viewers and
-//! read-only tokens included: a prediction changes nothing); the caller's credentials are
+//! answers, bodies streamed both ways. Any caller who can read the deployment's project may
+//! use it (viewers and read-only tokens included: a prediction changes nothing; the route
+//! table in [`crate::access::policy`] says so); the caller's credentials are
 //! not passed on to the model. Errors are problem details saying what went wrong: unknown
 //! deployment 404, not live yet 503, model process down 502, no answer in time 504, body
 //! over the limit 413.
@@ -136,11 +137,9 @@ fn split_path(path: &str) -> (&str, &str) {
 }
 
 /// Any method on `/serve/{name}` and `/serve/{name}/{*rest}`.
-pub async fn proxy(State(state): State<AppState>, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
-    let authenticated = crate::access::authenticate(&state, &parts).await;
-    let request = Request::from_parts(parts, body);
-    let mut response = match authenticated {
+pub async fn proxy(State(state): State<AppState>, mut request: Request) -> Response {
+    let admitted = crate::access::admit(&state, &mut request).await;
+    let mut response = match admitted {
         Ok(_) => {
             let started = Instant::now();
             let name = split_path(request.uri().path()).0.to_owned();

@@ -107,6 +107,9 @@ impl From<Denial> for MlflowError {
             }
             Denial::Auth(e @ AuthError::Malformed(_)) => MlflowError::new(ErrorCode::BadRequest, e.to_string()),
             Denial::Auth(e) => MlflowError::new(ErrorCode::Unauthenticated, e.to_string()),
+            Denial::NotFound(msg) => MlflowError::not_found(msg),
+            Denial::BodyTooLarge => MlflowError::invalid(Denial::BodyTooLarge.to_string()),
+            Denial::NoPolicy(route) => MlflowError::internal(format!("no access policy for route {route}")),
             other => MlflowError::new(ErrorCode::PermissionDenied, other.to_string()),
         }
     }

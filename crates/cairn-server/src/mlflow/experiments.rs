@@ -10,6 +10,7 @@ use serde_json::json;
 
 use super::types::{ExperimentView, Tag, lenient_i64, page_token};
 use super::{MlflowError, MlflowJson, max_results, required, view_type};
+use crate::access::NewObjectProject;
 use crate::audit::{Actor, Audited};
 use crate::state::AppState;
 use crate::tracking::{self, ExperimentSearch, parse_experiment_id};
@@ -29,11 +30,13 @@ pub struct CreateBody {
 pub async fn create(
     State(state): State<AppState>,
     actor: Actor,
+    NewObjectProject(project): NewObjectProject,
     MlflowJson(body): MlflowJson<CreateBody>,
 ) -> Result<Response, MlflowError> {
     let name = required(body.name, "name")?;
     let tags: Vec<KeyValue> = body.tags.into_iter().map(KeyValue::from).collect();
-    let row = tracking::create_experiment(&state.db, &actor, &name, body.artifact_location.as_deref(), &tags).await?;
+    let location = body.artifact_location.as_deref();
+    let row = tracking::create_experiment(&state.db, &actor, &name, location, &tags, project).await?;
     Ok((Extension(Audited), Json(json!({"experiment_id": row.id.to_string()}))).into_response())
 }
 

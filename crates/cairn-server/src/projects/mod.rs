@@ -9,7 +9,6 @@
 //! belongs to its own project only. Every change writes its audit event in the same
 //! transaction as the change.
 
-pub mod access_shim;
 pub mod service_accounts;
 
 use cairn_core::{ProjectName, ProjectRole, ValidationError};

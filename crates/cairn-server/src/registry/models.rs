@@ -22,12 +22,13 @@ pub async fn create_model(
     name: &str,
     description: Option<&str>,
     tags: &[KeyValue],
+    project_id: i64,
 ) -> Result<RegisteredModel> {
     validate_model_name(name)?;
     validate_tags(tags)?;
     let description = description.filter(|d| !d.is_empty());
     let mut tx = db.pool.begin().await?;
-    let id = model_repo::insert(&mut tx, name, description, actor.user_id, now_millis()).await?;
+    let id = model_repo::insert(&mut tx, name, description, project_id, actor.user_id, now_millis()).await?;
     if !tags.is_empty() {
         repo::set_tags(&mut *tx, TagOwner::Model, id, tags).await?;
     }

@@ -27,12 +27,13 @@ pub async fn create_experiment(
     name: &str,
     artifact_location: Option<&str>,
     tags: &[KeyValue],
+    project_id: i64,
 ) -> Result<ExperimentRow> {
     validate_experiment_name(name)?;
     validate_tags(tags)?;
     let location = artifact_location.filter(|l| !l.is_empty());
     let mut tx = db.pool.begin().await?;
-    let row = repo::insert(&mut tx, name, location, actor.user_id, now_millis()).await?;
+    let row = repo::insert(&mut tx, name, location, project_id, actor.user_id, now_millis()).await?;
     if !tags.is_empty() {
         repo::set_tags(&mut *tx, row.id, tags).await?;
     }

@@ -16,6 +16,7 @@ use serde::Deserialize;
 use super::LifecycleForm;
 use super::display::When;
 use super::{Header, HtmlError, SessionUser, links, login::safe_next, public_url, render};
+use crate::access::NewObjectProject;
 use crate::audit::{Actor, Audited};
 use crate::state::AppState;
 use crate::tracking::{self, ExperimentPage, TrackingError};
@@ -165,11 +166,12 @@ pub async fn create(
     State(state): State<AppState>,
     user: SessionUser,
     actor: Actor,
+    NewObjectProject(project): NewObjectProject,
     Form(form): Form<CreateForm>,
 ) -> Result<Response, HtmlError> {
     user.check_change(&form.csrf_token)?;
     let name = form.name.trim();
-    match tracking::create_experiment(&state.db, &actor, name, None, &[]).await {
+    match tracking::create_experiment(&state.db, &actor, name, None, &[], project).await {
         Ok(row) => Ok((Extension(Audited), Redirect::to(&links::experiment(row.id))).into_response()),
         Err(e) => refused(&state, &user, e, name.to_owned()).await,
     }

@@ -17,6 +17,7 @@ use uuid::Uuid;
 use super::display::When;
 use super::jobs::{job_duration, job_url, state_badge, when};
 use super::{Header, HtmlError, LifecycleForm, SessionUser, links, render};
+use crate::access::NewObjectProject;
 use crate::audit::{Actor, Audited};
 use crate::jobs::{self, LogSource};
 use crate::state::AppState;
@@ -288,6 +289,7 @@ pub async fn save_template(
     State(state): State<AppState>,
     user: SessionUser,
     actor: Actor,
+    NewObjectProject(project): NewObjectProject,
     Path(id): Path<String>,
     Form(form): Form<SaveTemplateForm>,
 ) -> Result<Response, HtmlError> {
@@ -299,6 +301,7 @@ pub async fn save_template(
         description: form.description.replace("\r\n", "\n").trim_end().to_owned(),
         experiment_id: Some(job.experiment_id),
         spec: job.spec.0,
+        project_id: project,
     };
     let saved = crate::job_templates::save(&state.db, &actor, input).await.map_err(refusal)?;
     let url = links::url(&super::job_forms::template_url(&saved.name), &[("version", &saved.version.to_string())]);

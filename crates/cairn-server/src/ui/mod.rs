@@ -38,7 +38,17 @@ use axum::routing::{get, post};
 
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
+pub fn router(state: &AppState) -> Router<AppState> {
+    pages()
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), session_user::guard))
+        .route("/login", get(login::form).post(login::submit))
+        .route("/logout", post(login::logout))
+        .route("/static/{*file}", get(static_files::serve))
+        .fallback(error::not_found)
+}
+
+/// Every page and form that needs a session (and the route table's permission).
+fn pages() -> Router<AppState> {
     Router::new()
         .route("/", get(experiments::page))
         .route("/experiments", post(experiments::create))
@@ -81,8 +91,6 @@ pub fn router() -> Router<AppState> {
         .route("/job-templates/{name}", get(job_forms::template_page).post(job_forms::submit_template))
         .route("/audit", get(audit::page))
         .route("/who-trained", get(audit::who_trained))
-        .route("/login", get(login::form).post(login::submit))
-        .route("/logout", post(login::logout))
         .route("/settings/tokens", get(tokens::page).post(tokens::create))
         .route("/settings/tokens/{id}/revoke", post(tokens::revoke))
         .route("/projects", get(projects::list).post(projects::create))
@@ -95,8 +103,6 @@ pub fn router() -> Router<AppState> {
         .route("/projects/{project}/service-accounts/{name}/tokens/{id}/revoke", post(projects::revoke_token))
         .route("/admin/users", get(admin_users::page).post(admin_users::create))
         .route("/admin/users/{username}", post(admin_users::change))
-        .route("/static/{*file}", get(static_files::serve))
-        .fallback(error::not_found)
 }
 
 /// What every page's header needs.

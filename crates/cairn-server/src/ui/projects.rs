@@ -18,10 +18,10 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::{Header, HtmlError, SessionUser, public_url, render};
+use crate::access::ProjectAccess;
 use crate::accounts::AccountError;
 use crate::audit::{Actor, Audited};
 use crate::auth::TokenScope;
-use crate::projects::access_shim::ProjectAccess;
 use crate::projects::service_accounts::{self, ServiceTokenRequest};
 use crate::projects::{self, NewProject, ProjectChange};
 use crate::state::AppState;
@@ -70,7 +70,7 @@ async fn render_list(
     let projects = rows
         .into_iter()
         .filter_map(|row| {
-            let role = if access.is_admin() { Some(ProjectRole::Owner) } else { access.role_in(row.id) }?;
+            let role = access.role_in(row.id).or(access.is_admin().then_some(ProjectRole::Owner))?;
             Some(ProjectLine {
                 url: project_url(&row.name),
                 name: row.name,
@@ -207,7 +207,7 @@ async fn render_project(
     new_token: Option<NewToken>,
     error: Option<(StatusCode, String)>,
 ) -> Result<Response, HtmlError> {
-    let role = if access.is_admin() { Some(ProjectRole::Owner) } else { access.role_in(project.id) };
+    let role = access.role_in(project.id).or(access.is_admin().then_some(ProjectRole::Owner));
     let members = project_repo::members(&state.db.pool, project.id)
         .await?
         .into_iter()

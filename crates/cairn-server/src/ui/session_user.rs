@@ -1,18 +1,59 @@
-//! The page guard: a dashboard page or form handler takes a [`SessionUser`], which exists
-//! only for a live session (otherwise the browser is sent to the login page).
+//! The page guard: every page and form needs a live session (otherwise the browser is sent
+//! to the login page) and passes the route table's permission check
+//! ([`crate::access::policy`]); handlers then take the [`SessionUser`].
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
 
 use super::HtmlError;
+use crate::access::{Denial, ProjectAccess};
 use crate::audit::ActorSlot;
 use crate::auth::{Credential, Principal, session};
 use crate::state::AppState;
 
+/// Admits a page request: a session, then the permission check; a refusal is a page that
+/// says why (not found for objects in projects the user cannot read).
+pub async fn guard(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let jar = CookieJar::from_headers(request.headers());
+    let next_url = request.uri().path_and_query().map_or("/", |p| p.as_str()).to_owned();
+    let principal = match session::current(&state, &jar).await {
+        Ok(Some(principal)) => principal,
+        Ok(None) => return HtmlError::Login { next: next_url }.into_response(),
+        Err(e) => return HtmlError::from(e).into_response(),
+    };
+    ActorSlot::fill(request.extensions(), &principal);
+    if let Err(denial) = crate::access::authorize_request(&state, &principal, &mut request).await {
+        return denial_page(denial).into_response();
+    }
+    request.extensions_mut().insert(principal);
+    next.run(request).await
+}
+
+fn denial_page(denial: Denial) -> HtmlError {
+    match denial {
+        Denial::Auth(e) => HtmlError::internal(e),
+        Denial::NotFound(message) => HtmlError::page(StatusCode::NOT_FOUND, capitalized(&message)),
+        Denial::NoPolicy(route) => HtmlError::internal(format!("no access policy for route {route}")),
+        Denial::BodyTooLarge => HtmlError::page(StatusCode::PAYLOAD_TOO_LARGE, "The form is too large."),
+        Denial::AdminOnly => HtmlError::page(StatusCode::FORBIDDEN, "This page is for server admins."),
+        other => HtmlError::page(StatusCode::FORBIDDEN, capitalized(&other.to_string())),
+    }
+}
+
+fn capitalized(message: &str) -> String {
+    let mut chars = message.chars();
+    chars.next().map_or_else(String::new, |first| first.to_uppercase().chain(chars).collect())
+}
+
 pub struct SessionUser {
     pub principal: Principal,
     pub csrf_token: String,
+    /// The user's projects and roles (absent only on pages outside the guard).
+    pub access: Option<ProjectAccess>,
 }
 
 impl SessionUser {
@@ -55,16 +96,23 @@ impl SessionUser {
 impl FromRequestParts<AppState> for SessionUser {
     type Rejection = HtmlError;
 
+    /// The session principal the guard admitted; outside the guard (logout), the session's.
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let jar = CookieJar::from_headers(&parts.headers);
         let next = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
-        let principal = session::current(state, &jar).await?.ok_or(HtmlError::Login { next })?;
+        let principal = match parts.extensions.get::<Principal>() {
+            Some(principal) => principal.clone(),
+            None => {
+                let jar = CookieJar::from_headers(&parts.headers);
+                let principal = session::current(state, &jar).await?.ok_or(HtmlError::Login { next })?;
+                ActorSlot::fill(&parts.extensions, &principal);
+                principal
+            }
+        };
         let Credential::Session { csrf_token } = &principal.credential else {
             return Err(HtmlError::internal("session principal without session credential"));
         };
         let csrf_token = csrf_token.clone();
-        ActorSlot::fill(&parts.extensions, &principal);
-        parts.extensions.insert(principal.clone());
-        Ok(SessionUser { principal, csrf_token })
+        let access = parts.extensions.get::<ProjectAccess>().cloned();
+        Ok(SessionUser { principal, csrf_token, access })
     }
 }

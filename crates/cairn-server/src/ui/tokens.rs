@@ -12,10 +12,10 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::{Header, HtmlError, SessionUser, public_url, render};
+use crate::access::ProjectAccess;
 use crate::accounts::{self, AccountError, TokenRequest};
 use crate::audit::{Actor, Audited};
 use crate::auth::TokenScope;
-use crate::projects::access_shim::ProjectAccess;
 use crate::state::AppState;
 
 struct TokenLine {

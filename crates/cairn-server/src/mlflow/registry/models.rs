@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use super::super::types::{Tag, page_token};
 use super::super::{MlflowError, MlflowJson, required};
 use super::{ModelVersionView, RegisteredModelView, SearchParams, audited, filter_error, name, search_page, version};
+use crate::access::NewObjectProject;
 use crate::audit::Actor;
 use crate::registry::{self, ModelSearchQuery};
 use crate::state::AppState;
@@ -30,11 +31,13 @@ pub struct CreateBody {
 pub async fn create(
     State(state): State<AppState>,
     actor: Actor,
+    NewObjectProject(project): NewObjectProject,
     MlflowJson(body): MlflowJson<CreateBody>,
 ) -> Result<Response, MlflowError> {
     let name = name(body.name)?;
     let tags: Vec<KeyValue> = body.tags.into_iter().map(KeyValue::from).collect();
-    let model = registry::create_model(&state.db, &actor, &name, body.description.as_deref(), &tags).await?;
+    let description = body.description.as_deref();
+    let model = registry::create_model(&state.db, &actor, &name, description, &tags, project).await?;
     Ok(audited(model_body(model)))
 }
 

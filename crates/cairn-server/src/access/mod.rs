@@ -1,10 +1,15 @@
-//! Authentication and write permission for every API surface, in one place.
+//! Authentication and permission for every surface, in one place.
 //!
 //! Every request must authenticate (Bearer token, Basic, or a dashboard session plus its
-//! CSRF header for state-changing requests). A state-changing request also needs write
-//! permission (member or admin, and not a read-only token), except on the few self-service
-//! routes listed below, where a viewer manages their own tokens. Each surface renders a
-//! [`Denial`] in its own error shape (problem details, MLflow's error JSON).
+//! CSRF header for state-changing requests). What it may then do is decided by the route
+//! table in [`policy`] and the caller's role in each object's project ([`projects`]).
+//! Each surface renders a [`Denial`] in its own error shape (problem details, MLflow's
+//! error JSON, an HTML page).
+
+pub mod policy;
+mod projects;
+
+pub use projects::{NewObjectProject, ProjectAccess, TargetProject};
 
 use std::net::SocketAddr;
 
@@ -22,9 +27,6 @@ use crate::auth::session::{self, CSRF_HEADER};
 use crate::auth::{self, AuthError, Credential, Principal};
 use crate::state::AppState;
 
-/// State-changing routes that only act on the caller's own account.
-const SELF_SERVICE_ROUTES: &[&str] = &["/api/v1/tokens", "/api/v1/tokens/{id}"];
-
 /// Why a request was not admitted.
 #[derive(Debug, thiserror::Error)]
 pub enum Denial {
@@ -32,8 +34,27 @@ pub enum Denial {
     Auth(#[from] AuthError),
     #[error("missing or wrong X-CSRF-Token header for a session request")]
     Csrf,
-    #[error("{username} cannot change data: role {role} with this credential is read-only")]
-    ReadOnly { username: String, role: String },
+    #[error("{username} can read but not change data here (their role in this project, with this credential)")]
+    ReadOnly { username: String },
+    #[error("only the project's owners may do this")]
+    NotOwner,
+    #[error("only server admins may do this")]
+    AdminOnly,
+    /// The object does not exist, or is in a project the caller cannot read: the answer
+    /// is the same, so that names in other projects do not leak.
+    #[error("{0}")]
+    NotFound(String),
+    #[error("request body too large")]
+    BodyTooLarge,
+    /// A route missing from [`policy::ROUTES`]: refused until someone decides who may call it.
+    #[error("no access policy for route {0}")]
+    NoPolicy(String),
+}
+
+impl Denial {
+    pub fn read_only(principal: &Principal) -> Denial {
+        Denial::ReadOnly { username: principal.username.clone() }
+    }
 }
 
 impl From<cairn_db::DbError> for Denial {
@@ -51,9 +72,15 @@ pub async fn admit(state: &AppState, request: &mut Request) -> Result<(), Denial
         .map_or_else(|| "unknown".to_owned(), |ConnectInfo(a)| a.ip().to_string());
     let principal = principal_for(state, request.headers(), request.method(), &client_ip).await?;
     ActorSlot::fill(request.extensions(), &principal);
-    authorize(&principal, request)?;
+    authorize_request(state, &principal, request).await?;
     request.extensions_mut().insert(principal);
     Ok(())
+}
+
+/// Applies the route table to an authenticated request (the dashboard's guard
+/// authenticates by session itself, then calls this).
+pub async fn authorize_request(state: &AppState, principal: &Principal, request: &mut Request) -> Result<(), Denial> {
+    projects::authorize(state, principal, request).await
 }
 
 /// The guard of a surface: admits the request, or answers with `refuse` (the surface's
@@ -129,16 +156,6 @@ fn auth_failure_event(state: &AppState, request: &Request, denial: &Denial) -> O
     Some(event)
 }
 
-/// Authenticates the request without asking for write permission (the model gateway:
-/// predictions change nothing, so viewers and read-only tokens may ask for them).
-pub async fn authenticate(state: &AppState, request: &axum::http::request::Parts) -> Result<Principal, Denial> {
-    let client_ip = request
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or_else(|| "unknown".to_owned(), |ConnectInfo(a)| a.ip().to_string());
-    principal_for(state, &request.headers, &request.method, &client_ip).await
-}
-
 async fn principal_for(
     state: &AppState,
     headers: &HeaderMap,
@@ -175,17 +192,6 @@ pub fn changes_data(method: &Method, route: Option<&str>) -> bool {
     let read_only_post =
         *method == Method::POST && route.is_some_and(|r| READ_ONLY_POST_SUFFIXES.iter().any(|s| r.ends_with(s)));
     is_mutating(method) && !read_only_post
-}
-
-fn authorize(principal: &Principal, request: &Request) -> Result<(), Denial> {
-    let route = request.extensions().get::<MatchedPath>().map(MatchedPath::as_str);
-    if !changes_data(request.method(), route) || principal.can_write() {
-        return Ok(());
-    }
-    if route.is_some_and(|r| SELF_SERVICE_ROUTES.contains(&r)) {
-        return Ok(());
-    }
-    Err(Denial::ReadOnly { username: principal.username.clone(), role: principal.role.to_string() })
 }
 
 pub fn is_mutating(method: &Method) -> bool {
