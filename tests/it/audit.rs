@@ -80,8 +80,9 @@ async fn failed_logins_are_audited() {
         .await
         .expect("request");
     let rows = audit::recent(&app.db.pool, 10).await.expect("rows");
-    let login = rows.iter().find(|r| r.action == "session.login").expect("login event");
+    let login = rows.iter().find(|r| r.action == "auth.failed").expect("failed login event");
     assert_eq!(login.outcome, "denied");
+    assert_eq!(login.target, "user:admin");
     assert_eq!(login.actor_name, "admin");
 }
 

@@ -343,3 +343,50 @@ async fn a_restarted_server_reattaches_to_running_pods_and_fails_jobs_whose_pod_
     assert_eq!(texts, ["before the restart", "while the server was down", "after the restart"], "{log}");
     second.stop().await;
 }
+
+/// Waits until job `id` is still queued with a reason containing `needle`.
+async fn held_back(jobs: &Jobs, id: &str, needle: &str) -> Value {
+    let mut job = jobs.job(id).await;
+    for _ in 0..100 {
+        if job["reason"].as_str().unwrap_or("").contains(needle) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        job = jobs.job(id).await;
+    }
+    assert_eq!(job["state"], "queued", "{job}");
+    assert!(job["reason"].as_str().unwrap_or("").contains(needle), "{job}");
+    job
+}
+
+#[tokio::test]
+async fn project_gpu_quotas_hold_jobs_in_the_queue_with_the_reason() {
+    let (fake, _dirs, server, jobs) = setup(8).await;
+    let pool = &server.app.db.pool;
+    // Jobs without an experiment land in the Default experiment, in project `default`.
+    sqlx::query("UPDATE projects SET max_concurrent_gpus = 2 WHERE id = 1").execute(pool).await.expect("quota");
+    let image = "ghcr.io/acme/train:1";
+    let first = jobs.submit(json!({"command": ["train"], "image": image, "gpus": 2})).await;
+    jobs.wait_for(&first, Some("running")).await;
+    let second = jobs.submit(json!({"command": ["train"], "image": image, "gpus": 1})).await;
+    held_back(&jobs, &second, "waiting for project default's GPU limit: 2 of 2 GPUs in use, this job needs 1").await;
+    let cpu_only = jobs.submit(json!({"command": ["prepare"], "image": image})).await;
+    jobs.wait_for(&cpu_only, Some("running")).await;
+
+    // The first one ends: the second fits under the limit and runs.
+    let first_pod = fake.wait_pod(&first).await;
+    fake.exit(&first_pod, 0, None);
+    assert_eq!(jobs.wait_for(&first, None).await["state"], "succeeded");
+    let running = jobs.wait_for(&second, Some("running")).await;
+    assert!(!running["reason"].as_str().unwrap_or("").contains("GPU limit"), "{running}");
+
+    // A monthly budget that is used up holds GPU jobs back until it grows.
+    sqlx::query("UPDATE projects SET max_concurrent_gpus = NULL, monthly_gpu_hours = 0 WHERE id = 1")
+        .execute(pool)
+        .await
+        .expect("quota");
+    let third = jobs.submit(json!({"command": ["train"], "image": image, "gpus": 1})).await;
+    held_back(&jobs, &third, "project default has used its 0 GPU-hours for this month").await;
+    sqlx::query("UPDATE projects SET monthly_gpu_hours = 1000 WHERE id = 1").execute(pool).await.expect("quota");
+    jobs.wait_for(&third, Some("running")).await;
+}

@@ -19,5 +19,6 @@ mod lineage;
 mod mlflow_tracking;
 mod native_api;
 mod ops;
+mod permissions;
 mod projects;
 mod registry;

@@ -566,3 +566,34 @@ async fn long_values_are_logged_searched_and_sorted() {
     assert_eq!(status, 200, "{run}");
     assert_eq!(run["run"]["data"]["params"][0]["value"], json!(values[1]), "stored whole");
 }
+
+/// Values shorter than the indexed prefix are matched on the prefix alone; those of its
+/// length or longer on the whole value as well. Values around the boundary (399, 400 and
+/// 401 characters, each a prefix of the next, multi-byte characters counted as one) must
+/// each find only their own run.
+#[tokio::test]
+async fn equality_filters_around_the_value_prefix_length_find_exact_values() {
+    let app = spawn_app().await;
+    let api = Mlflow::admin(&app).await;
+    let exp = api.experiment("prefix-boundary").await;
+    let base = "é".repeat(399);
+    let values = [base.clone(), format!("{base}x"), format!("{base}xy"), String::new()];
+    for (i, value) in values.iter().enumerate() {
+        let run = api.run(&exp, &format!("run-{i}")).await;
+        let batch =
+            json!({"run_id": run, "params": [{"key": "p", "value": value}], "tags": [{"key": "t", "value": value}]});
+        api.ok("runs/log-batch", batch).await;
+    }
+    for (i, value) in values.iter().enumerate() {
+        for kind in ["params", "tags"] {
+            let body = json!({"experiment_ids": [exp], "filter": format!("{kind}.{} = '{value}'", &kind[..1]),
+                "order_by": [format!("{kind}.{} DESC", &kind[..1])], "max_results": 10});
+            let found = api.ok("runs/search", body).await;
+            let names: Vec<&str> = found["runs"]
+                .as_array()
+                .map(|runs| runs.iter().map(|r| r["info"]["run_name"].as_str().expect("name")).collect())
+                .unwrap_or_default();
+            assert_eq!(names, [format!("run-{i}")], "{kind} of {} characters", value.chars().count());
+        }
+    }
+}

@@ -183,13 +183,45 @@ pub async fn transition(
     Ok(moved.is_some())
 }
 
-/// Claims the most urgent queued job that needs at most `free_gpus`, for `worker`: it
-/// becomes `scheduled`. Concurrent claimers skip each other's rows.
+/// Claims the most urgent queued job that needs at most `free_gpus` and that its project's
+/// GPU quotas admit, for `worker`: it becomes `scheduled`. Queued GPU jobs the quotas hold
+/// back get the reason as their `reason` (once, not on every poll). Concurrent claimers skip
+/// each other's rows; with several replicas only the executor's leader claims, so the
+/// quota sums cannot race.
+///
+/// Quotas (per project, NULL: none): `max_concurrent_gpus`, the GPUs its scheduled and
+/// running jobs may hold at once; `monthly_gpu_hours`, the GPU time its jobs may use in a
+/// calendar month (UTC), counting ended jobs' GPU-seconds and running jobs' time so far.
 pub async fn claim_next(db: impl PgExecutor<'_>, worker: &str, free_gpus: i32) -> Result<Option<Uuid>, DbError> {
     Ok(sqlx::query_scalar(
-        "WITH next AS (SELECT id FROM jobs WHERE state = 'queued' AND gpus <= $2 \
-           ORDER BY priority DESC, created_at LIMIT 1 FOR UPDATE SKIP LOCKED), \
-         claimed AS (UPDATE jobs j SET state = 'scheduled', worker = $1, scheduled_at = now() FROM next \
+        "WITH month AS (SELECT date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS start), \
+         used AS (SELECT e.project_id, \
+             COALESCE(sum(j.gpus) FILTER (WHERE j.state IN ('scheduled', 'running')), 0) AS gpus_held, \
+             COALESCE(sum(j.gpu_seconds) FILTER (WHERE j.finished_at >= month.start), 0) \
+             + COALESCE(sum(j.gpus * extract(epoch FROM now() - GREATEST(j.started_at, month.start))) \
+                 FILTER (WHERE j.state = 'running' AND j.started_at IS NOT NULL), 0) AS gpu_seconds \
+           FROM jobs j JOIN experiments e ON e.id = j.experiment_id, month \
+           WHERE j.state IN ('scheduled', 'running') OR j.finished_at >= month.start \
+           GROUP BY e.project_id), \
+         queued AS (SELECT j.id, j.gpus, j.priority, j.created_at, j.reason, CASE \
+             WHEN j.gpus > 0 AND p.max_concurrent_gpus IS NOT NULL \
+               AND COALESCE(u.gpus_held, 0) + j.gpus > p.max_concurrent_gpus THEN \
+               format('waiting for project %s''s GPU limit: %s of %s GPUs in use, this job needs %s', \
+                 p.name, COALESCE(u.gpus_held, 0), p.max_concurrent_gpus, j.gpus) \
+             WHEN j.gpus > 0 AND p.monthly_gpu_hours IS NOT NULL \
+               AND COALESCE(u.gpu_seconds, 0) >= p.monthly_gpu_hours * 3600 THEN \
+               format('project %s has used its %s GPU-hours for this month (%s used); \
+                 the job waits for next month or a higher quota', \
+                 p.name, p.monthly_gpu_hours, round((COALESCE(u.gpu_seconds, 0) / 3600)::numeric, 2)) \
+             END AS held_back \
+           FROM jobs j JOIN experiments e ON e.id = j.experiment_id JOIN projects p ON p.id = e.project_id \
+           LEFT JOIN used u ON u.project_id = e.project_id WHERE j.state = 'queued'), \
+         noted AS (UPDATE jobs j SET reason = q.held_back FROM queued q \
+           WHERE j.id = q.id AND q.held_back IS NOT NULL AND j.reason <> q.held_back), \
+         next AS (SELECT j.id FROM jobs j JOIN queued q ON q.id = j.id \
+           WHERE q.held_back IS NULL AND j.gpus <= $2 AND j.state = 'queued' \
+           ORDER BY j.priority DESC, j.created_at LIMIT 1 FOR UPDATE OF j SKIP LOCKED), \
+         claimed AS (UPDATE jobs j SET state = 'scheduled', worker = $1, scheduled_at = now(), reason = '' FROM next \
            WHERE j.id = next.id RETURNING j.id), \
          event AS (INSERT INTO job_events (job_id, from_state, to_state, reason) \
            SELECT id, 'queued', 'scheduled', 'claimed by ' || $1 FROM claimed) \

@@ -111,11 +111,20 @@ pub fn csv_line(r: &ExportRecord) -> String {
     line
 }
 
+/// Quotes as RFC 4180 asks, and defuses spreadsheet formulas: a field that a spreadsheet
+/// would run (it starts with `=`, `+`, `-`, `@`, a tab or a carriage return; actor names,
+/// targets and details come from users) gets a leading `'`, as OWASP recommends. The CSV is
+/// for people; the JSON Lines export is the one `cairn audit verify` checks, unchanged.
 fn csv_field(value: &str) -> String {
+    let value = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        std::borrow::Cow::Owned(format!("'{value}"))
+    } else {
+        std::borrow::Cow::Borrowed(value)
+    };
     if value.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", value.replace('"', "\"\""))
     } else {
-        value.to_owned()
+        value.into_owned()
     }
 }
 
@@ -157,5 +166,13 @@ mod tests {
         assert!(line.starts_with("3,2023-11-14T22:13:20.123456Z,,anonymous,auth.failed,"), "{line}");
         assert!(line.contains(r#","{""reason"":""bad, \""token\""""}","#), "{line}");
         assert!(line.ends_with("\r\n"));
+    }
+
+    #[test]
+    fn csv_defuses_spreadsheet_formulas() {
+        assert_eq!(csv_field("=HYPERLINK(\"http://x\")"), "\"'=HYPERLINK(\"\"http://x\"\")\"");
+        assert_eq!(csv_field("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(csv_field("-1+2"), "'-1+2");
+        assert_eq!(csv_field("user:alice"), "user:alice");
     }
 }

@@ -1,6 +1,6 @@
 //! Experiment tracking storage: experiments, runs, params, tags, metrics, inputs and
 //! logged models. Multi-row writes are single statements over arrays (`UNNEST`), and
-//! pages of runs are loaded with one query per child table, never one per run.
+//! pages of runs are loaded in one statement, never with a query per run.
 
 pub mod dashboard;
 pub mod experiments;

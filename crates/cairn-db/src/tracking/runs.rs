@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 
-use futures::TryFutureExt;
 use sqlx::{FromRow, PgConnection, PgExecutor};
 use uuid::Uuid;
 
@@ -296,79 +295,120 @@ pub struct RunRecord {
     pub outputs: Vec<(String, i64)>,
 }
 
-/// Loads whole runs in the order of `ids`, with one query per child table.
-pub async fn load(db: &sqlx::PgPool, ids: &[i64]) -> Result<Vec<RunRecord>, DbError> {
+/// A run and all its children in one row: each child table aggregated into arrays.
+#[derive(FromRow)]
+struct LoadedRow {
+    #[sqlx(flatten)]
+    run: RunRow,
+    param_keys: Option<Vec<String>>,
+    param_values: Option<Vec<String>>,
+    tag_keys: Option<Vec<String>>,
+    tag_values: Option<Vec<String>>,
+    metric_keys: Option<Vec<String>>,
+    metric_values: Option<Vec<f64>>,
+    metric_timestamps: Option<Vec<i64>>,
+    metric_steps: Option<Vec<i64>>,
+    inputs: Option<sqlx::types::Json<Vec<LoadedInput>>>,
+    output_models: Option<Vec<String>>,
+    output_steps: Option<Vec<i64>>,
+}
+
+/// A dataset input as [`LOAD`] aggregates it (JSON: inputs are rare and have six fields).
+#[derive(serde::Deserialize)]
+struct LoadedInput {
+    name: String,
+    digest: String,
+    source_type: String,
+    source: String,
+    schema: Option<String>,
+    profile: Option<String>,
+    tags: serde_json::Value,
+}
+
+/// Every run of `$1` with its children, in the order of the array. Each child table is read
+/// through its `(run_id, ...)` primary key and folded into arrays (ordered by key, inputs by
+/// dataset name), so a page of runs is one statement and one round trip: with a query per
+/// child table, a page of 100 runs cost six round trips and six pooled connections, which
+/// took longer than the search itself (bench/RESULTS.md). The text is constant, so the
+/// connection's prepared statement is reused.
+const LOAD: &str = "SELECT r.id, r.run_uuid, r.experiment_id, r.name, r.status, r.user_id, r.start_time, r.end_time, \
+     r.lifecycle_stage, r.artifact_uri, r.parent_run_id, \
+     p.keys AS param_keys, p.vals AS param_values, t.keys AS tag_keys, t.vals AS tag_values, \
+     m.keys AS metric_keys, m.vals AS metric_values, m.timestamps AS metric_timestamps, m.steps AS metric_steps, \
+     (SELECT json_agg(json_build_object('name', d.name, 'digest', d.digest, 'source_type', d.source_type, \
+       'source', d.source, 'schema', d.schema, 'profile', d.profile, 'tags', i.tags) ORDER BY d.name) \
+      FROM run_inputs i JOIN input_datasets d ON d.id = i.dataset_id WHERE i.run_id = r.id) AS inputs, \
+     o.models AS output_models, o.steps AS output_steps \
+     FROM unnest($1::int8[]) WITH ORDINALITY AS u(id, ord) JOIN runs r ON r.id = u.id \
+     CROSS JOIN LATERAL (SELECT array_agg(key ORDER BY key) AS keys, array_agg(value ORDER BY key) AS vals \
+       FROM run_params WHERE run_id = r.id) p \
+     CROSS JOIN LATERAL (SELECT array_agg(key ORDER BY key) AS keys, array_agg(value ORDER BY key) AS vals \
+       FROM run_tags WHERE run_id = r.id) t \
+     CROSS JOIN LATERAL (SELECT array_agg(key ORDER BY key) AS keys, array_agg(value ORDER BY key) AS vals, \
+       array_agg(timestamp ORDER BY key) AS timestamps, array_agg(step ORDER BY key) AS steps \
+       FROM latest_metrics WHERE run_id = r.id) m \
+     CROSS JOIN LATERAL (SELECT array_agg(model_id) AS models, array_agg(step) AS steps \
+       FROM run_outputs WHERE run_id = r.id) o \
+     ORDER BY u.ord";
+
+/// Loads whole runs in the order of `ids` (each once; ids of no run are skipped), in one
+/// statement.
+pub async fn load(db: impl PgExecutor<'_>, ids: &[i64]) -> Result<Vec<RunRecord>, DbError> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let params = sqlx::query_as::<_, (i64, String, String)>(
-        "SELECT run_id, key, value FROM run_params WHERE run_id = ANY($1) ORDER BY key",
-    )
-    .bind(ids)
-    .fetch_all(db)
-    .map_err(DbError::from);
-    let tags = sqlx::query_as::<_, (i64, String, String)>(
-        "SELECT run_id, key, value FROM run_tags WHERE run_id = ANY($1) ORDER BY key",
-    )
-    .bind(ids)
-    .fetch_all(db)
-    .map_err(DbError::from);
-    let metrics = sqlx::query_as::<_, LatestMetric>(
-        "SELECT run_id, key, value, timestamp, step FROM latest_metrics WHERE run_id = ANY($1) ORDER BY key",
-    )
-    .bind(ids)
-    .fetch_all(db)
-    .map_err(DbError::from);
-    let inputs = sqlx::query_as::<_, InputRow>(
-        "SELECT i.run_id, d.name, d.digest, d.source_type, d.source, d.schema, d.profile, i.tags \
-         FROM run_inputs i JOIN input_datasets d ON d.id = i.dataset_id WHERE i.run_id = ANY($1) ORDER BY d.name",
-    )
-    .bind(ids)
-    .fetch_all(db)
-    .map_err(DbError::from);
-    let outputs = sqlx::query_as::<_, (i64, String, i64)>(
-        "SELECT run_id, model_id, step FROM run_outputs WHERE run_id = ANY($1)",
-    )
-    .bind(ids)
-    .fetch_all(db)
-    .map_err(DbError::from);
-    // Independent reads on separate pooled connections, concurrently.
-    let (runs, params, tags, metrics, inputs, outputs) =
-        tokio::try_join!(by_ids(db, ids), params, tags, metrics, inputs, outputs)?;
-    let mut by_id: HashMap<i64, RunRecord> = runs
-        .into_iter()
-        .map(|run| {
-            let record =
-                RunRecord { run, params: vec![], tags: vec![], metrics: vec![], inputs: vec![], outputs: vec![] };
-            (record.run.id, record)
-        })
-        .collect();
-    for (run_id, key, value) in params {
-        if let Some(r) = by_id.get_mut(&run_id) {
-            r.params.push(KeyValue { key, value });
+    let mut seen = std::collections::HashSet::with_capacity(ids.len());
+    let unique: Vec<i64> = ids.iter().copied().filter(|id| seen.insert(*id)).collect();
+    let rows: Vec<LoadedRow> = sqlx::query_as(LOAD).bind(&unique).fetch_all(db).await?;
+    Ok(rows.into_iter().map(LoadedRow::into_record).collect())
+}
+
+impl LoadedRow {
+    fn into_record(self) -> RunRecord {
+        let run_id = self.run.id;
+        let pairs = |keys: Option<Vec<String>>, values: Option<Vec<String>>| -> Vec<KeyValue> {
+            keys.unwrap_or_default()
+                .into_iter()
+                .zip(values.unwrap_or_default())
+                .map(|(key, value)| KeyValue { key, value })
+                .collect()
+        };
+        let metrics = self
+            .metric_keys
+            .unwrap_or_default()
+            .into_iter()
+            .zip(self.metric_values.unwrap_or_default())
+            .zip(self.metric_timestamps.unwrap_or_default())
+            .zip(self.metric_steps.unwrap_or_default())
+            .map(|(((key, value), timestamp), step)| LatestMetric { run_id, key, value, timestamp, step })
+            .collect();
+        let inputs = self
+            .inputs
+            .map(|json| json.0)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| InputRow {
+                run_id,
+                name: i.name,
+                digest: i.digest,
+                source_type: i.source_type,
+                source: i.source,
+                schema: i.schema,
+                profile: i.profile,
+                tags: i.tags,
+            })
+            .collect();
+        let outputs =
+            self.output_models.unwrap_or_default().into_iter().zip(self.output_steps.unwrap_or_default()).collect();
+        RunRecord {
+            params: pairs(self.param_keys, self.param_values),
+            tags: pairs(self.tag_keys, self.tag_values),
+            metrics,
+            inputs,
+            outputs,
+            run: self.run,
         }
     }
-    for (run_id, key, value) in tags {
-        if let Some(r) = by_id.get_mut(&run_id) {
-            r.tags.push(KeyValue { key, value });
-        }
-    }
-    for metric in metrics {
-        if let Some(r) = by_id.get_mut(&metric.run_id) {
-            r.metrics.push(metric);
-        }
-    }
-    for input in inputs {
-        if let Some(r) = by_id.get_mut(&input.run_id) {
-            r.inputs.push(input);
-        }
-    }
-    for (run_id, model_id, step) in outputs {
-        if let Some(r) = by_id.get_mut(&run_id) {
-            r.outputs.push((model_id, step));
-        }
-    }
-    Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
 }
 
 /// What a run's detail page shows beyond [`RunRecord`]: its environment snapshot, its

@@ -46,6 +46,8 @@ pub enum Denial {
     NotFound(String),
     #[error("request body too large")]
     BodyTooLarge,
+    #[error("this method is not allowed here")]
+    MethodNotAllowed,
     /// A route missing from [`policy::ROUTES`]: refused until someone decides who may call it.
     #[error("no access policy for route {0}")]
     NoPolicy(String),
@@ -110,9 +112,16 @@ pub async fn guard(
             if recorded {
                 response.extensions_mut().insert(Audited);
             }
+            mark_refusal(&mut response);
             response
         }
     }
+}
+
+/// Marks a response as a refusal by this module (`X-Cairn-Access: denied`), so that
+/// operators and the permission-matrix test can tell it from a handler's own answer.
+pub fn mark_refusal(response: &mut Response) {
+    response.headers_mut().insert("x-cairn-access", axum::http::HeaderValue::from_static("denied"));
 }
 
 /// Writes `auth.failed` for credentials that were given and refused (not for absent ones,

@@ -114,10 +114,20 @@ pub struct Route {
 /// The policy of `path` (a matched route template) for `method`, if the table has one.
 /// MLflow's `/ajax-api/...` twins share the `/api/...` entries.
 pub fn lookup(method: &Method, path: &str) -> Option<&'static Policy> {
-    let path = path
-        .strip_prefix("/ajax-api/")
-        .map_or(std::borrow::Cow::Borrowed(path), |rest| std::borrow::Cow::Owned(format!("/api/{rest}")));
+    let path = canonical(path);
     ROUTES.iter().find(|r| r.path == path && r.on.matches(method)).map(|r| &r.policy)
+}
+
+/// Whether the table has `path` for some method (a request with another method is then
+/// answered 405, as the router would).
+pub fn knows_path(path: &str) -> bool {
+    let path = canonical(path);
+    ROUTES.iter().any(|r| r.path == path)
+}
+
+fn canonical(path: &str) -> std::borrow::Cow<'_, str> {
+    path.strip_prefix("/ajax-api/")
+        .map_or(std::borrow::Cow::Borrowed(path), |rest| std::borrow::Cow::Owned(format!("/api/{rest}")))
 }
 
 const fn check(object: Object, source: Source, need: Need) -> Check {
@@ -154,7 +164,7 @@ pub static ROUTES: &[Route] = table! {
     Get "/readyz" => Policy::Public;
     Get "/metrics" => Policy::Public;
     Get "/api/v1/openapi.json" => Policy::Public;
-    Get "/api/3.0/mlflow/server-info" => Policy::Public;
+    Get "/api/3.0/mlflow/server-info" => Policy::Signed;
     Get "/login" => Policy::Public;
     Post "/login" => Policy::Public;
     Post "/logout" => Policy::Public;

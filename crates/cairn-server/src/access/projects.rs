@@ -95,6 +95,11 @@ impl ProjectAccess {
         self.role_in(project_id).is_some_and(|role| role >= ProjectRole::Member)
     }
 
+    /// Whether the caller may change things in at least one project.
+    pub fn writes_somewhere(&self) -> bool {
+        self.roles.values().any(|(_, role)| *role >= ProjectRole::Member)
+    }
+
     /// Where new objects land when the request names no project: the token's project, or
     /// the default project.
     pub fn home_project(&self) -> i64 {
@@ -120,7 +125,11 @@ pub async fn authorize(state: &AppState, principal: &Principal, request: &mut Re
     let Some(route) = route else {
         return Err(Denial::NoPolicy("(unmatched)".to_owned()));
     };
-    let policy = policy::lookup(request.method(), &route).ok_or_else(|| Denial::NoPolicy(route.clone()))?;
+    let policy = match policy::lookup(request.method(), &route) {
+        Some(policy) => policy,
+        None if policy::knows_path(&route) => return Err(Denial::MethodNotAllowed),
+        None => return Err(Denial::NoPolicy(route)),
+    };
     if matches!(policy, Policy::Public) {
         return Ok(());
     }
@@ -144,8 +153,11 @@ async fn decide(
     match policy {
         Policy::Public | Policy::Signed => Ok(None),
         Policy::AnyWriter => {
-            let writes_somewhere = access.roles.values().any(|(_, role)| *role >= ProjectRole::Member);
-            if writes_somewhere { Ok(None) } else { Err(Denial::read_only(principal)) }
+            if access.writes_somewhere() {
+                Ok(None)
+            } else {
+                Err(Denial::read_only(principal))
+            }
         }
         Policy::Admin => {
             if access.is_admin() && (principal.can_write() || !fields.changes_data) {
@@ -221,9 +233,9 @@ async fn apply(
         };
         let Some(project) = repo::project_of(&state.db.pool, &key).await? else {
             // Nothing to protect; the handler answers for the missing object. A change is
-            // refused outright to callers who cannot change anything where they work, and
-            // artifact paths of experiments that do not exist (yet) are for admins only.
-            if check.need != Need::Read && !access.can_write(access.home_project()) {
+            // refused outright to callers who cannot change anything anywhere, and artifact
+            // paths of experiments that do not exist (yet) are for admins only.
+            if check.need != Need::Read && !access.writes_somewhere() {
                 return Err(Denial::read_only(principal));
             }
             if check.object == Object::ArtifactPath && !access.is_admin() {

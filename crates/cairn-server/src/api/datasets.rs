@@ -158,6 +158,10 @@ pub struct CreateVersion {
     /// What changed, for people.
     #[serde(default)]
     message: String,
+    /// The project (by name) the new dataset (its first version) goes to; by default the token's project, or
+    /// the default project. Read by the access check, which requires write access there.
+    #[allow(dead_code)]
+    project: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]

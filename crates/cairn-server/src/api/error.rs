@@ -84,6 +84,9 @@ impl From<crate::access::Denial> for ApiError {
         match denial {
             Denial::Auth(e) => e.into(),
             Denial::NotFound(msg) => ApiError::not_found(msg),
+            Denial::MethodNotAllowed => {
+                ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "this method is not allowed here")
+            }
             Denial::BodyTooLarge => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
             Denial::NoPolicy(route) => ApiError::internal(format!("no access policy for route {route}")),
             other => ApiError::forbidden(other.to_string()),

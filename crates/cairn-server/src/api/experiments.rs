@@ -106,6 +106,10 @@ pub struct CreateExperiment {
     #[serde(default)]
     #[schema(value_type = BTreeMap<String, String>)]
     tags: BTreeMap<String, Text>,
+    /// The project (by name) the new experiment goes to; by default the token's project, or
+    /// the default project. Read by the access check, which requires write access there.
+    #[allow(dead_code)]
+    project: Option<String>,
 }
 
 /// Creates an experiment.

@@ -57,6 +57,11 @@ impl From<TemplateRow> for TemplateView {
 pub struct SaveTemplate {
     /// Letters, digits, `.`, `_`, `-`. Saving an existing name adds a version.
     name: String,
+    /// The project (by name) the new template (unless it has an experiment, whose project it joins) goes to; by default the token's project, or
+    /// the default project. Read by the access check, which requires write access there.
+    #[allow(dead_code)]
+    project: Option<String>,
+
     #[serde(default)]
     description: String,
     experiment_id: Option<String>,

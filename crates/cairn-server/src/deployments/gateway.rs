@@ -151,7 +151,11 @@ pub async fn proxy(State(state): State<AppState>, mut request: Request) -> Respo
             }
             response
         }
-        Err(denial) => ApiError::from(denial).into_response(),
+        Err(denial) => {
+            let mut response = ApiError::from(denial).into_response();
+            crate::access::mark_refusal(&mut response);
+            response
+        }
     };
     // Predictions are traffic, not changes: not audited request by request.
     response.extensions_mut().insert(AuditExempt);

@@ -108,6 +108,9 @@ impl From<Denial> for MlflowError {
             Denial::Auth(e @ AuthError::Malformed(_)) => MlflowError::new(ErrorCode::BadRequest, e.to_string()),
             Denial::Auth(e) => MlflowError::new(ErrorCode::Unauthenticated, e.to_string()),
             Denial::NotFound(msg) => MlflowError::not_found(msg),
+            Denial::MethodNotAllowed => {
+                MlflowError::new(ErrorCode::EndpointNotFound, "this method is not allowed here")
+            }
             Denial::BodyTooLarge => MlflowError::invalid(Denial::BodyTooLarge.to_string()),
             Denial::NoPolicy(route) => MlflowError::internal(format!("no access policy for route {route}")),
             other => MlflowError::new(ErrorCode::PermissionDenied, other.to_string()),

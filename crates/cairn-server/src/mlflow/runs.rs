@@ -336,7 +336,7 @@ pub struct SearchBody {
 pub async fn search(
     State(state): State<AppState>,
     MlflowJson(body): MlflowJson<SearchBody>,
-) -> Result<Json<serde_json::Value>, MlflowError> {
+) -> Result<Json<SearchResponse>, MlflowError> {
     let max_results = max_results(body.max_results, 1000)?;
     let experiment_ids = body
         .experiment_ids
@@ -357,14 +357,19 @@ pub async fn search(
         max_results,
     };
     let (records, more) = tracking::search_runs(&state.db, &query).await?;
-    let mut response = json!({});
-    if !records.is_empty() {
-        response["runs"] = json!(records.into_iter().map(RunView::from).collect::<Vec<_>>());
-    }
-    if more {
-        response["next_page_token"] = json!(page_token::encode(offset + max_results));
-    }
-    Ok(Json(response))
+    // Serialized straight from the views, without an intermediate `serde_json::Value`.
+    Ok(Json(SearchResponse {
+        runs: records.into_iter().map(RunView::from).collect(),
+        next_page_token: more.then(|| page_token::encode(offset + max_results)),
+    }))
+}
+
+#[derive(serde::Serialize)]
+pub struct SearchResponse {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    runs: Vec<RunView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_page_token: Option<String>,
 }
 
 #[derive(Deserialize)]

@@ -96,7 +96,13 @@ pub async fn submit(
             let message = e.to_string();
             let (jar, csrf) = session::login_csrf(&state, jar);
             let page = LoginPage { csrf_token: &csrf, next: &next, username: &form.username, error: Some(&message) };
-            Ok((status, jar, Extension(note("failed")), render(&page)?).into_response())
+            // A failed login is a failed authentication, as for API credentials.
+            let failed = AuditNote {
+                action: "auth.failed".into(),
+                details: json!({ "reason": message, "via": "dashboard login" }),
+                ..note("failed")
+            };
+            Ok((status, jar, Extension(failed), render(&page)?).into_response())
         }
     }
 }

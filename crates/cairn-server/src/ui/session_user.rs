@@ -22,15 +22,21 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
     let next_url = request.uri().path_and_query().map_or("/", |p| p.as_str()).to_owned();
     let principal = match session::current(&state, &jar).await {
         Ok(Some(principal)) => principal,
-        Ok(None) => return HtmlError::Login { next: next_url }.into_response(),
+        Ok(None) => return refused(HtmlError::Login { next: next_url }),
         Err(e) => return HtmlError::from(e).into_response(),
     };
     ActorSlot::fill(request.extensions(), &principal);
     if let Err(denial) = crate::access::authorize_request(&state, &principal, &mut request).await {
-        return denial_page(denial).into_response();
+        return refused(denial_page(denial));
     }
     request.extensions_mut().insert(principal);
     next.run(request).await
+}
+
+fn refused(error: HtmlError) -> Response {
+    let mut response = error.into_response();
+    crate::access::mark_refusal(&mut response);
+    response
 }
 
 fn denial_page(denial: Denial) -> HtmlError {
@@ -39,6 +45,9 @@ fn denial_page(denial: Denial) -> HtmlError {
         Denial::NotFound(message) => HtmlError::page(StatusCode::NOT_FOUND, capitalized(&message)),
         Denial::NoPolicy(route) => HtmlError::internal(format!("no access policy for route {route}")),
         Denial::BodyTooLarge => HtmlError::page(StatusCode::PAYLOAD_TOO_LARGE, "The form is too large."),
+        Denial::MethodNotAllowed => {
+            HtmlError::page(StatusCode::METHOD_NOT_ALLOWED, "This page does not take that method.")
+        }
         Denial::AdminOnly => HtmlError::page(StatusCode::FORBIDDEN, "This page is for server admins."),
         other => HtmlError::page(StatusCode::FORBIDDEN, capitalized(&other.to_string())),
     }

@@ -38,6 +38,9 @@ pub enum DatasetCommand {
         /// What changed, for people
         #[arg(long, short)]
         message: Option<String>,
+        /// The project a new dataset goes to (by default the token's project, or the default project)
+        #[arg(long)]
+        project: Option<String>,
         /// Files transferred at once
         #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
         jobs: u16,
@@ -74,8 +77,10 @@ pub enum DatasetCommand {
 
 pub async fn run(command: DatasetCommand) -> anyhow::Result<std::process::ExitCode> {
     match command {
-        DatasetCommand::Push { name, dir, message, jobs, json, client } => {
-            push(&Api::new(&client)?, &name, &dir, message.as_deref().unwrap_or(""), jobs.into(), json).await
+        DatasetCommand::Push { name, dir, message, project, jobs, json, client } => {
+            let version =
+                NewVersion { name: &name, message: message.as_deref().unwrap_or(""), project: project.as_deref() };
+            push(&Api::new(&client)?, version, &dir, jobs.into(), json).await
         }
         DatasetCommand::Pull { reference, dir, jobs, client } => {
             pull(&Api::new(&client)?, &parse_reference(&reference)?, &dir, jobs.into()).await
@@ -105,7 +110,15 @@ struct LocalFile {
     size: u64,
 }
 
-async fn push(api: &Api, name: &str, dir: &Path, message: &str, jobs: usize, json: bool) -> anyhow::Result<()> {
+/// What a push names: the dataset, the message, and the project for a new dataset.
+struct NewVersion<'a> {
+    name: &'a str,
+    message: &'a str,
+    project: Option<&'a str>,
+}
+
+async fn push(api: &Api, version: NewVersion<'_>, dir: &Path, jobs: usize, json: bool) -> anyhow::Result<()> {
+    let NewVersion { name, message, project } = version;
     cairn_core::dataset::validate_dataset_name(name).map_err(|e| anyhow::anyhow!(e.0))?;
     let dir = dir.to_owned();
     let files = tokio::task::spawn_blocking(move || walk(&dir)).await??;
@@ -163,7 +176,7 @@ async fn push(api: &Api, name: &str, dir: &Path, message: &str, jobs: usize, jso
     let created: Value = api
         .json(
             api.request(Method::POST, &format!("/datasets/{name}/versions"))
-                .json(&json!({"files": files, "message": message})),
+                .json(&json!({"files": files, "message": message, "project": project})),
         )
         .await?;
     if json {
