@@ -20,4 +20,5 @@ mod mlflow_tracking;
 mod native_api;
 mod ops;
 mod permissions;
+mod projects;
 mod registry;

@@ -755,6 +755,17 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/deployments/{name}/rollback"),
     ("get", "/api/v1/deployments/{name}/revisions"),
     ("get", "/api/v1/deployments/{name}/logs"),
+    ("get", "/api/v1/projects"),
+    ("post", "/api/v1/projects"),
+    ("get", "/api/v1/projects/{project}"),
+    ("patch", "/api/v1/projects/{project}"),
+    ("get", "/api/v1/projects/{project}/members"),
+    ("put", "/api/v1/projects/{project}/members/{username}"),
+    ("delete", "/api/v1/projects/{project}/members/{username}"),
+    ("get", "/api/v1/projects/{project}/service-accounts"),
+    ("post", "/api/v1/projects/{project}/service-accounts"),
+    ("post", "/api/v1/projects/{project}/service-accounts/{name}/tokens"),
+    ("delete", "/api/v1/projects/{project}/service-accounts/{name}/tokens/{id}"),
     ("get", "/api/v1/openapi.json"),
 ];
 

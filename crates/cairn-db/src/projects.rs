@@ -107,6 +107,13 @@ pub async fn find_by_name(db: impl PgExecutor<'_>, name: &str) -> Result<Option<
     Ok(sqlx::query_as(AssertSqlSafe(sql)).bind(name).fetch_optional(db).await?)
 }
 
+/// The project's row, locked until the transaction ends: membership changes take it so that
+/// two concurrent demotions cannot both leave the project without its last owner.
+pub async fn lock(db: impl PgExecutor<'_>, id: i64) -> Result<Option<ProjectRow>, DbError> {
+    let sql = format!("SELECT {COLUMNS} FROM projects WHERE id = $1 FOR UPDATE");
+    Ok(sqlx::query_as(AssertSqlSafe(sql)).bind(id).fetch_optional(db).await?)
+}
+
 pub async fn find(db: impl PgExecutor<'_>, id: i64) -> Result<Option<ProjectRow>, DbError> {
     let sql = format!("SELECT {COLUMNS} FROM projects WHERE id = $1");
     Ok(sqlx::query_as(AssertSqlSafe(sql)).bind(id).fetch_optional(db).await?)

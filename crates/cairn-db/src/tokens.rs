@@ -71,6 +71,28 @@ pub async fn list_all(db: impl PgExecutor<'_>) -> Result<Vec<(TokenRow, String)>
     Ok(rows.into_iter().map(|r| (r.token, r.username)).collect())
 }
 
+/// The tokens of the service accounts that `project_id` owns, with each owner's name.
+pub async fn list_for_service_accounts(
+    db: impl PgExecutor<'_>,
+    project_id: i64,
+) -> Result<Vec<(TokenRow, String)>, DbError> {
+    #[derive(FromRow)]
+    struct Joined {
+        #[sqlx(flatten)]
+        token: TokenRow,
+        username: String,
+    }
+    let rows: Vec<Joined> = sqlx::query_as(
+        "SELECT t.id, t.user_id, t.name, t.scope, t.created_at, t.expires_at, t.revoked_at, \
+         t.last_used_at, t.project_id, u.username FROM api_tokens t JOIN users u ON u.id = t.user_id \
+         WHERE u.service_project_id = $1 ORDER BY u.username, t.created_at DESC",
+    )
+    .bind(project_id)
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.token, r.username)).collect())
+}
+
 pub async fn find(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<TokenRow>, DbError> {
     let sql = format!("SELECT {COLUMNS} FROM api_tokens WHERE id = $1");
     Ok(sqlx::query_as(AssertSqlSafe(sql)).bind(id).fetch_optional(db).await?)

@@ -50,6 +50,31 @@ pub async fn insert(
     }
 }
 
+/// A service account of `project_id`: it has no usable password and cannot log in.
+pub async fn insert_service_account(
+    db: impl PgExecutor<'_>,
+    username: &str,
+    unusable_hash: &str,
+    project_id: i64,
+) -> Result<UserRow, DbError> {
+    let sql = format!(
+        "INSERT INTO users (username, password_hash, role, service_project_id) VALUES ($1, $2, 'member', $3) \
+         RETURNING {COLUMNS}"
+    );
+    let row =
+        sqlx::query_as(AssertSqlSafe(sql)).bind(username).bind(unusable_hash).bind(project_id).fetch_one(db).await;
+    row.map_err(|e| match DbError::from(e) {
+        err if err.is_unique_violation() => DbError::Conflict(format!("user {username:?} already exists")),
+        err => err,
+    })
+}
+
+/// The service accounts that `project_id` owns, by name.
+pub async fn service_accounts(db: impl PgExecutor<'_>, project_id: i64) -> Result<Vec<UserRow>, DbError> {
+    let sql = format!("SELECT {COLUMNS} FROM users WHERE service_project_id = $1 ORDER BY username");
+    Ok(sqlx::query_as(AssertSqlSafe(sql)).bind(project_id).fetch_all(db).await?)
+}
+
 pub async fn find_by_name(db: impl PgExecutor<'_>, username: &str) -> Result<Option<UserRow>, DbError> {
     let sql = format!("SELECT {COLUMNS} FROM users WHERE username = $1");
     Ok(sqlx::query_as(AssertSqlSafe(sql)).bind(username).fetch_optional(db).await?)

@@ -122,6 +122,8 @@ pub struct TokenRequest<'a> {
     pub name: &'a str,
     pub scope: TokenScope,
     pub expires_at: Option<DateTime<Utc>>,
+    /// The only project the token may touch (None: wherever its owner may).
+    pub project_id: Option<i64>,
 }
 
 pub async fn create_token(
@@ -141,6 +143,17 @@ pub async fn create_token(
     if owner.disabled {
         return Err(AccountError::Forbidden(format!("user {:?} is disabled", owner.username)));
     }
+    // A service account's tokens reach its own project only, whoever issues them.
+    let project_id = match owner.service_project_id {
+        Some(own) if request.project_id.is_some_and(|p| p != own) => {
+            return Err(AccountError::Forbidden(format!(
+                "{:?} is a service account of another project; its tokens reach only that project",
+                owner.username
+            )));
+        }
+        Some(own) => Some(own),
+        None => request.project_id,
+    };
     let id = Uuid::new_v4();
     let now = Utc::now();
     let token = keys
@@ -153,7 +166,7 @@ pub async fn create_token(
         name,
         scope: request.scope.as_str(),
         expires_at: request.expires_at,
-        project_id: None,
+        project_id,
     };
     let row = tokens::insert(&mut *tx, &new).await?;
     let details = json!({
@@ -161,6 +174,7 @@ pub async fn create_token(
         "owner": owner.username,
         "scope": request.scope.as_str(),
         "expires_at": request.expires_at.map(|at| at.to_rfc3339()),
+        "project_id": project_id,
     });
     audit::append_in(&mut tx, actor.event("token.create", format!("token:{id}"), details)).await?;
     tx.commit().await?;

@@ -17,6 +17,7 @@ pub mod jobs;
 pub mod lineage;
 pub mod mlflow;
 pub mod ops;
+pub mod projects;
 pub mod provenance;
 pub mod registry;
 pub mod service_error;

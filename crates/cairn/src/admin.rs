@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use cairn_core::Role;
 use cairn_db::datadir_lock::DataDirLock;
 use cairn_db::embedded::{EmbeddedOptions, EmbeddedPostgres};
-use cairn_db::{Db, tokens, users};
+use cairn_db::{Db, projects, tokens, users};
 use cairn_server::accounts::{self, TokenRequest};
 use cairn_server::audit::Actor;
 use cairn_server::auth::TokenScope;
@@ -250,6 +250,9 @@ pub enum TokenCommand {
         expires_in_days: Option<u32>,
         #[arg(long, default_value = "write")]
         scope: TokenScope,
+        /// Limit the token to this project: it sees and changes nothing else
+        #[arg(long)]
+        project: Option<String>,
         #[command(flatten)]
         data: DataArgs,
     },
@@ -273,14 +276,18 @@ pub enum TokenCommand {
 pub async fn token(cmd: TokenCommand) -> anyhow::Result<ExitCode> {
     let actor = cli_actor();
     match cmd {
-        TokenCommand::Create { user, name, expires_in_days, scope, data } => with_db(&data, |db| async move {
+        TokenCommand::Create { user, name, expires_in_days, scope, project, data } => with_db(&data, |db| async move {
             let owner = users::find_by_name(&db.pool, &user).await?.with_context(|| format!("no user named {user:?}"))?;
+            let project_id = match &project {
+                Some(p) => Some(projects::find_by_name(&db.pool, p).await?.with_context(|| format!("no project named {p:?}"))?.id),
+                None => None,
+            };
             if expires_in_days.is_some_and(|d| d == 0 || d > 3650) {
                 bail!("--expires-in-days must be between 1 and 3650");
             }
             let keys = accounts::token_keys(&db, config::secret_from_env("CAIRN_JWT_SECRET")?.as_ref().map(|s| s.expose())).await?;
             let expires_at = expires_in_days.map(|d| Utc::now() + Duration::days(i64::from(d)));
-            let issued = accounts::create_token(&db, &keys, &actor, &owner, TokenRequest { name: &name, scope, expires_at }).await?;
+            let issued = accounts::create_token(&db, &keys, &actor, &owner, TokenRequest { name: &name, scope, expires_at, project_id }).await?;
             eprintln!("token {} ({}) for {user}; store it now, it is shown once:", issued.row.id, issued.row.name);
             println!("{}", issued.token);
             Ok(ExitCode::SUCCESS)

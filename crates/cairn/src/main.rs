@@ -48,6 +48,9 @@ enum Command {
     /// Deploy model versions, roll out, roll back (client: CAIRN_URL, CAIRN_TOKEN)
     #[command(subcommand)]
     Deploy(client::deploy::DeployCommand),
+    /// Projects, members and roles, service accounts and their tokens (client: CAIRN_URL, CAIRN_TOKEN)
+    #[command(subcommand)]
+    Project(client::project::ProjectCommand),
 }
 
 fn main() -> ExitCode {
@@ -69,6 +72,7 @@ fn main() -> ExitCode {
             Command::Dataset(cmd) => client::dataset::run(cmd).await,
             Command::Job(cmd) => client::job::run(cmd).await,
             Command::Deploy(cmd) => client::deploy::run(cmd).await,
+            Command::Project(cmd) => client::project::run(cmd).await,
         }
     });
     match result {

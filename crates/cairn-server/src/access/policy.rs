@@ -406,4 +406,32 @@ pub static ROUTES: &[Route] = table! {
     Get "/job-templates/{name}" => on!(JobTemplate, path("name"), Read);
     Post "/job-templates/{name}" => on!(JobTemplate, path("name"), Write);
     Get "/who-trained" => Policy::Signed;
+
+    // ---- Projects (branch `projects`): the project API and pages, the users page. ----
+    // Owners manage a project; its readers see its settings, members and service
+    // accounts; server admins create projects and manage users.
+    Get "/api/v1/projects" => Policy::Signed;
+    Post "/api/v1/projects" => Policy::Admin;
+    Get "/api/v1/projects/{project}" => on!(Project, path("project"), Read);
+    Patch "/api/v1/projects/{project}" => on!(Project, path("project"), Own);
+    Get "/api/v1/projects/{project}/members" => on!(Project, path("project"), Read);
+    Put "/api/v1/projects/{project}/members/{username}" => on!(Project, path("project"), Own);
+    Delete "/api/v1/projects/{project}/members/{username}" => on!(Project, path("project"), Own);
+    Get "/api/v1/projects/{project}/service-accounts" => on!(Project, path("project"), Read);
+    Post "/api/v1/projects/{project}/service-accounts" => on!(Project, path("project"), Own);
+    Post "/api/v1/projects/{project}/service-accounts/{name}/tokens" => on!(Project, path("project"), Own);
+    Delete "/api/v1/projects/{project}/service-accounts/{name}/tokens/{id}" => on!(Project, path("project"), Own);
+    Get "/projects" => Policy::Signed;
+    Post "/projects" => Policy::Admin;
+    Get "/projects/{project}" => on!(Project, path("project"), Read);
+    Post "/projects/{project}/settings" => on!(Project, path("project"), Own);
+    Post "/projects/{project}/members" => on!(Project, path("project"), Own);
+    Post "/projects/{project}/members/{username}/remove" => on!(Project, path("project"), Own);
+    Post "/projects/{project}/service-accounts" => on!(Project, path("project"), Own);
+    Post "/projects/{project}/service-accounts/{name}/tokens" => on!(Project, path("project"), Own);
+    Post "/projects/{project}/service-accounts/{name}/tokens/{id}/revoke" => on!(Project, path("project"), Own);
+    Get "/admin/users" => Policy::Admin;
+    Post "/admin/users" => Policy::Admin;
+    Post "/admin/users/{username}" => Policy::Admin;
+    // ---- end of the projects block ----
 };

@@ -19,6 +19,7 @@ mod lineage;
 mod metrics;
 mod models;
 mod openapi;
+mod projects;
 mod provenance;
 mod query;
 mod run_views;
@@ -102,6 +103,13 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(lineage::graph))
         .routes(routes!(provenance::model_version))
         .routes(routes!(who_trained::list))
+        .routes(routes!(projects::list, projects::create))
+        .routes(routes!(projects::get, projects::update))
+        .routes(routes!(projects::members))
+        .routes(routes!(projects::set_member, projects::remove_member))
+        .routes(routes!(projects::service_accounts, projects::create_service_account))
+        .routes(routes!(projects::create_service_token))
+        .routes(routes!(projects::revoke_service_token))
 }
 
 /// The OpenAPI document of `/api/v1`, built from the same routes as [`router`].

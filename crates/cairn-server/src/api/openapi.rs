@@ -43,6 +43,7 @@ pub const PREFIX: &str = "/api/v1";
         (name = "jobs", description = "Training jobs: the queue, their runs, logs, cancel and retry"),
         (name = "deployments", description = "Model versions served over HTTP (gateway at /serve/NAME/...): revisions, rollback, logs"),
         (name = "accounts", description = "The caller, API tokens and users"),
+        (name = "projects", description = "Projects: members and their roles, service accounts and their project-scoped tokens"),
         (name = "audit", description = "The audit log"),
         (name = "meta", description = "This document"),
     ),

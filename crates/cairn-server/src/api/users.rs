@@ -1,10 +1,13 @@
 //! `/api/v1/me` and user administration (`/api/v1/users`, admins only).
 
+use std::collections::HashMap;
+
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use cairn_core::Role;
+use cairn_db::projects;
 use cairn_db::users::{self, UserRow};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -25,12 +28,41 @@ pub struct UserView {
     role: Role,
     disabled: bool,
     created_at: DateTime<Utc>,
+    /// `person`, or `service` for a project's service account (which cannot log in).
+    #[schema(example = "person")]
+    kind: &'static str,
+    /// The project that owns a service account (null for people).
+    project: Option<String>,
 }
 
-impl From<UserRow> for UserView {
-    fn from(row: UserRow) -> Self {
-        UserView { role: row.role(), username: row.username, disabled: row.disabled, created_at: row.created_at }
+impl UserView {
+    /// The view of `row`, with the names of projects by id (for service accounts).
+    fn new(row: UserRow, project_names: &HashMap<i64, String>) -> Self {
+        let project = row.service_project_id.and_then(|id| project_names.get(&id).cloned());
+        UserView {
+            role: row.role(),
+            kind: if row.service_project_id.is_some() { "service" } else { "person" },
+            project,
+            username: row.username,
+            disabled: row.disabled,
+            created_at: row.created_at,
+        }
     }
+
+    /// The view of one account (a query for its project only when it is a service account).
+    async fn of(state: &AppState, row: UserRow) -> Result<Self, ApiError> {
+        let names = project_names(state, std::slice::from_ref(&row)).await?;
+        Ok(UserView::new(row, &names))
+    }
+}
+
+async fn project_names(state: &AppState, rows: &[UserRow]) -> Result<HashMap<i64, String>, ApiError> {
+    let ids: Vec<i64> = rows.iter().filter_map(|r| r.service_project_id).collect();
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let found = projects::list(&state.db.pool, Some(&ids)).await?;
+    Ok(found.into_iter().map(|p| (p.id, p.name)).collect())
 }
 
 /// Admin role; whether the credential may write is the guard's business.
@@ -47,7 +79,7 @@ pub async fn me(
     let row = users::find_by_id(&state.db.pool, principal.user_id)
         .await?
         .ok_or_else(|| ApiError::not_found("your account no longer exists"))?;
-    Ok(Json(row.into()))
+    Ok(Json(UserView::of(&state, row).await?))
 }
 
 /// Every account.
@@ -56,7 +88,7 @@ pub struct UserList {
     users: Vec<UserView>,
 }
 
-/// Lists the accounts (admins only).
+/// Lists the accounts (admins only): people and projects' service accounts.
 #[utoipa::path(get, path = "/users", tag = "accounts", responses(
     (status = 200, body = UserList),
     (status = 403, body = Problem),
@@ -67,7 +99,8 @@ pub async fn list(
 ) -> Result<Json<UserList>, ApiError> {
     require_admin(&principal)?;
     let rows = users::list(&state.db.pool).await?;
-    Ok(Json(UserList { users: rows.into_iter().map(UserView::from).collect() }))
+    let names = project_names(&state, &rows).await?;
+    Ok(Json(UserList { users: rows.into_iter().map(|row| UserView::new(row, &names)).collect() }))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -97,7 +130,7 @@ pub async fn create(
     require_admin(&principal)?;
     let role = body.role.unwrap_or(Role::Member);
     let row = accounts::create_user(&state.db, &actor, &body.username, &body.password, role).await?;
-    Ok((StatusCode::CREATED, Extension(Audited), Json(UserView::from(row))).into_response())
+    Ok((StatusCode::CREATED, Extension(Audited), Json(UserView::new(row, &HashMap::new()))).into_response())
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -141,5 +174,5 @@ pub async fn update(
     let row = users::find_by_name(&state.db.pool, &username)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no user named {username:?}")))?;
-    Ok((Extension(Audited), Json(UserView::from(row))).into_response())
+    Ok((Extension(Audited), Json(UserView::of(&state, row).await?)).into_response())
 }

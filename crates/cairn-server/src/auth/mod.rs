@@ -123,6 +123,12 @@ pub async fn authenticate_password(
     }
     let user = users::find_by_name(&state.db.pool, username).await?;
     let verified = match &user {
+        // Service accounts never log in with a password, whatever their stored hash says;
+        // spend the usual time so that the refusal does not tell them apart.
+        Some(user) if user.service_project_id.is_some() => {
+            verify_password(password, password::DUMMY_HASH).await;
+            false
+        }
         Some(user) if state.basic_cache.contains(username, password, &user.password_hash) => true,
         Some(user) => {
             let ok = verify_password(password, &user.password_hash).await;

@@ -394,7 +394,8 @@ async fn token(state: &AppState, row: &DeploymentRow) -> Result<String, String> 
     };
     let owner = owner.ok_or("the deployment has no creating user whose token its pods could use")?;
     let name = format!("deployment {}", row.name);
-    let request = crate::accounts::TokenRequest { name: &name, scope: TokenScope::Read, expires_at: None };
+    let request =
+        crate::accounts::TokenRequest { name: &name, scope: TokenScope::Read, expires_at: None, project_id: None };
     let issued =
         crate::accounts::create_token(&state.db, &state.token_keys, &Actor::system("deployments"), &owner, request)
             .await

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use cairn_core::job::JobState;
 use cairn_db::jobs::{self as repo, JobRow};
+use cairn_db::projects::ObjectKey;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -339,8 +340,8 @@ fn tracking_uri(state: &AppState) -> String {
         .to_owned()
 }
 
-/// A token the job's code logs with: the submitter's, expiring after the job's timeout
-/// (and revoked as soon as the job ends).
+/// A token the job's code logs with: the submitter's, limited to the job's project, expiring
+/// after the job's timeout (and revoked as soon as the job ends).
 async fn job_token(state: &AppState, job: &JobRow) -> anyhow::Result<String> {
     let owner = match &job.created_by {
         Some(name) => cairn_db::users::find_by_name(&state.db.pool, name).await?,
@@ -351,7 +352,17 @@ async fn job_token(state: &AppState, job: &JobRow) -> anyhow::Result<String> {
         + chrono::Duration::seconds(i64::try_from(job.spec.timeout_secs).unwrap_or(i64::MAX / 2))
         + chrono::Duration::hours(1);
     let name = format!("job {}", job.id.simple());
-    let request = crate::accounts::TokenRequest { name: &name, scope: TokenScope::Write, expires_at: Some(expires) };
+    // The token reaches only the project of the job's experiment, whatever else its
+    // submitter may touch: a job's code cannot read or change other projects.
+    let project = cairn_db::projects::project_of(&state.db.pool, &ObjectKey::Experiment(job.experiment_id))
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the job's experiment no longer exists"))?;
+    let request = crate::accounts::TokenRequest {
+        name: &name,
+        scope: TokenScope::Write,
+        expires_at: Some(expires),
+        project_id: Some(project),
+    };
     let issued =
         crate::accounts::create_token(&state.db, &state.token_keys, &Actor::system("jobs"), &owner, request).await?;
     repo::set_process(&state.db.pool, job.id, None, Some(issued.row.id)).await?;

@@ -1,6 +1,7 @@
 //! The dashboard: server-rendered pages (askama templates from `web/templates`) that work
 //! without JavaScript. Pages need a session; forms carry the session's CSRF token.
 
+mod admin_users;
 mod artifact_preview;
 mod artifacts;
 mod audit;
@@ -17,6 +18,7 @@ mod jobs;
 pub(crate) mod links;
 mod login;
 mod models;
+mod projects;
 mod provenance;
 mod run_forms;
 mod run_page;
@@ -91,6 +93,16 @@ fn pages() -> Router<AppState> {
         .route("/who-trained", get(audit::who_trained))
         .route("/settings/tokens", get(tokens::page).post(tokens::create))
         .route("/settings/tokens/{id}/revoke", post(tokens::revoke))
+        .route("/projects", get(projects::list).post(projects::create))
+        .route("/projects/{project}", get(projects::page))
+        .route("/projects/{project}/settings", post(projects::save_settings))
+        .route("/projects/{project}/members", post(projects::set_member))
+        .route("/projects/{project}/members/{username}/remove", post(projects::remove_member))
+        .route("/projects/{project}/service-accounts", post(projects::create_service_account))
+        .route("/projects/{project}/service-accounts/{name}/tokens", post(projects::create_token))
+        .route("/projects/{project}/service-accounts/{name}/tokens/{id}/revoke", post(projects::revoke_token))
+        .route("/admin/users", get(admin_users::page).post(admin_users::create))
+        .route("/admin/users/{username}", post(admin_users::change))
 }
 
 /// What every page's header needs.

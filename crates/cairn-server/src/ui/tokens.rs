@@ -6,12 +6,13 @@ use axum::Extension;
 use axum::extract::{Form, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use cairn_db::{tokens, users};
+use cairn_db::{projects, tokens, users};
 use chrono::{Duration, Utc};
 use serde::Deserialize;
 use uuid::Uuid;
 
 use super::{Header, HtmlError, SessionUser, public_url, render};
+use crate::access::ProjectAccess;
 use crate::accounts::{self, AccountError, TokenRequest};
 use crate::audit::{Actor, Audited};
 use crate::auth::TokenScope;
@@ -25,6 +26,8 @@ struct TokenLine {
     expires_at: String,
     last_used_at: String,
     revoked: bool,
+    /// The only project the token reaches (empty: wherever its owner may).
+    project: String,
 }
 
 #[derive(Template)]
@@ -32,6 +35,8 @@ struct TokenLine {
 struct TokensPage {
     header: Header,
     tokens: Vec<TokenLine>,
+    /// The projects a new token may be limited to.
+    projects: Vec<String>,
     new_token: Option<String>,
     tracking_uri: String,
     error: Option<String>,
@@ -44,10 +49,15 @@ fn when(at: Option<chrono::DateTime<Utc>>, none: &str) -> String {
 async fn render_page(
     state: &AppState,
     user: &SessionUser,
+    access: &ProjectAccess,
     new_token: Option<String>,
     error: Option<String>,
 ) -> Result<Response, HtmlError> {
     let rows = tokens::list_for_user(&state.db.pool, user.principal.user_id).await?;
+    let readable = projects::list(&state.db.pool, access.readable_projects().as_deref()).await?;
+    let name_of = |id: Option<i64>| {
+        id.and_then(|id| readable.iter().find(|p| p.id == id)).map_or_else(String::new, |p| p.name.clone())
+    };
     let tokens = rows
         .into_iter()
         .map(|r| TokenLine {
@@ -58,15 +68,22 @@ async fn render_page(
             expires_at: when(r.expires_at, "never"),
             last_used_at: when(r.last_used_at, "never"),
             revoked: r.revoked_at.is_some(),
+            project: name_of(r.project_id),
         })
         .collect();
+    let projects = readable.iter().map(|p| p.name.clone()).collect();
     let status = if error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
-    let page = TokensPage { header: Header::from(user), tokens, new_token, tracking_uri: public_url(state), error };
+    let page =
+        TokensPage { header: Header::from(user), tokens, projects, new_token, tracking_uri: public_url(state), error };
     Ok((status, render(&page)?).into_response())
 }
 
-pub async fn page(State(state): State<AppState>, user: SessionUser) -> Result<Response, HtmlError> {
-    render_page(&state, &user, None, None).await
+pub async fn page(
+    State(state): State<AppState>,
+    Extension(access): Extension<ProjectAccess>,
+    user: SessionUser,
+) -> Result<Response, HtmlError> {
+    render_page(&state, &user, &access, None, None).await
 }
 
 #[derive(Deserialize)]
@@ -74,10 +91,14 @@ pub struct CreateForm {
     csrf_token: String,
     name: String,
     expires_in_days: Option<String>,
+    /// A project to limit the token to (empty: none).
+    #[serde(default)]
+    project: String,
 }
 
 pub async fn create(
     State(state): State<AppState>,
+    Extension(access): Extension<ProjectAccess>,
     user: SessionUser,
     actor: Actor,
     Form(form): Form<CreateForm>,
@@ -91,6 +112,7 @@ pub async fn create(
                 return render_page(
                     &state,
                     &user,
+                    &access,
                     None,
                     Some("Expiry must be a number of days from 1 to 3650, or empty for none.".into()),
                 )
@@ -102,14 +124,25 @@ pub async fn create(
         .await?
         .ok_or_else(|| HtmlError::page(StatusCode::NOT_FOUND, "Your account no longer exists."))?;
     let scope = if user.principal.can_write() { TokenScope::Write } else { TokenScope::Read };
-    let request =
-        TokenRequest { name: &form.name, scope, expires_at: days.map(|d| Utc::now() + Duration::days(i64::from(d))) };
+    let expires_at = days.map(|d| Utc::now() + Duration::days(i64::from(d)));
+    // Only a project the user can read; a session is never project-scoped itself.
+    let project_id = match form.project.trim() {
+        "" => None,
+        name => match projects::find_by_name(&state.db.pool, name).await? {
+            Some(p) if access.role_in(p.id).is_some() => Some(p.id),
+            _ => {
+                let error = format!("There is no project named {name:?} that you can read.");
+                return render_page(&state, &user, &access, None, Some(error)).await;
+            }
+        },
+    };
+    let request = TokenRequest { name: &form.name, scope, expires_at, project_id };
     match accounts::create_token(&state.db, &state.token_keys, &actor, &owner, request).await {
         Ok(issued) => {
-            let response = render_page(&state, &user, Some(issued.token), None).await?;
+            let response = render_page(&state, &user, &access, Some(issued.token), None).await?;
             Ok((Extension(Audited), response).into_response())
         }
-        Err(AccountError::Invalid(e)) => render_page(&state, &user, None, Some(e.0)).await,
+        Err(AccountError::Invalid(e)) => render_page(&state, &user, &access, None, Some(e.0)).await,
         Err(e) => Err(HtmlError::internal(e)),
     }
 }

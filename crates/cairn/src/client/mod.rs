@@ -6,6 +6,7 @@ pub mod dataset;
 pub mod deploy;
 pub mod job;
 mod progress;
+pub mod project;
 
 use anyhow::{Context, bail};
 use clap::Args;

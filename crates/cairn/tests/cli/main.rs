@@ -7,6 +7,7 @@ mod audit;
 mod dataset;
 mod deploy;
 mod job;
+mod project;
 mod serve;
 
 use std::io::{BufRead, BufReader};
