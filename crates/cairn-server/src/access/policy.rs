@@ -181,7 +181,7 @@ pub static ROUTES: &[Route] = table! {
     Get "/api/v1/audit" => Policy::Admin;
     Get "/api/v1/audit/export" => Policy::Admin;
     Get "/settings/tokens" => Policy::Signed;
-    Post "/settings/tokens" => Policy::Signed;
+    Post "/settings/tokens" => on!(Project, PROJECT_FIELD, Read);
     Post "/settings/tokens/{id}/revoke" => Policy::Signed;
     Get "/audit" => Policy::Admin;
 
@@ -407,8 +407,7 @@ pub static ROUTES: &[Route] = table! {
     Post "/job-templates/{name}" => on!(JobTemplate, path("name"), Write);
     Get "/who-trained" => Policy::Signed;
 
-    // ---- Projects (branch `projects`): the project API and pages, the users page. ----
-    // Owners manage a project; its readers see its settings, members and service
+    // Projects and the server admins' users page. Owners manage a project; its readers see its settings, members and service
     // accounts; server admins create projects and manage users.
     Get "/api/v1/projects" => Policy::Signed;
     Post "/api/v1/projects" => Policy::Admin;
@@ -433,5 +432,4 @@ pub static ROUTES: &[Route] = table! {
     Get "/admin/users" => Policy::Admin;
     Post "/admin/users" => Policy::Admin;
     Post "/admin/users/{username}" => Policy::Admin;
-    // ---- end of the projects block ----
 };
