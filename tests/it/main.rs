@@ -19,4 +19,5 @@ mod lineage;
 mod mlflow_tracking;
 mod native_api;
 mod ops;
+mod project_visibility;
 mod registry;

@@ -47,7 +47,7 @@ struct ListPage {
 }
 
 pub async fn list(State(state): State<AppState>, user: SessionUser) -> Result<Response, HtmlError> {
-    let rows = repo::list(&state.db.pool).await?;
+    let rows = repo::list(&state.db.pool, user.visible().projects()).await?;
     let datasets = rows
         .into_iter()
         .map(|d| DatasetLine {
@@ -173,7 +173,8 @@ pub async fn page(
         Some(v) => {
             let pool = &state.db.pool;
             let (limit, ids) = (i64::try_from(FILES_SHOWN).unwrap_or(i64::MAX), [v.id]);
-            tokio::try_join!(repo::first_files(pool, v.id, limit), repo::runs_using(pool, &ids))?
+            let projects = user.visible();
+            tokio::try_join!(repo::first_files(pool, v.id, limit), repo::runs_using(pool, &ids, projects.projects()))?
         }
         None => (Vec::new(), Vec::new()),
     };
