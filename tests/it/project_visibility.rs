@@ -232,6 +232,7 @@ async fn listings_show_only_the_projects_the_caller_can_read() {
         assert!(pages.contains(name), "a member misses {name} on the dashboard");
     }
     assert!(pages.contains(&world.job_id[..8]), "a member sees the job");
+    assert!(pages.contains("<td>secret</td>"), "lists name the project of what they show");
     let usage = member.ok(Method::GET, "/api/v1/usage", None).await;
     assert_eq!(usage["total"]["jobs"], 1, "{usage}");
     let lineage = member.ok(Method::GET, "/api/v1/lineage?node=model:open-model/1", None).await;

@@ -35,6 +35,8 @@ fn version_url(name: &str, version: i64) -> String {
 struct ModelLine {
     name: String,
     url: String,
+    /// The name of its project.
+    project: String,
     description: String,
     latest_version: Option<i64>,
     aliases: Vec<(String, i64)>,
@@ -76,6 +78,7 @@ pub async fn list(
         .into_iter()
         .map(|m: RegisteredModel| ModelLine {
             url: model_url(&m.row.name),
+            project: visible.project_name(m.row.project_id).to_owned(),
             latest_version: m.latest_versions.iter().map(|v| v.row.version).max(),
             description: m.row.description.unwrap_or_default(),
             aliases: m.aliases,
