@@ -17,6 +17,11 @@ impl<'a> Api<'a> {
         Api { token: app.admin_token().await, app }
     }
 
+    /// Calls as whoever `token` belongs to.
+    pub fn with_token(app: &'a TestApp, token: String) -> Self {
+        Api { app, token }
+    }
+
     pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
         let mut request = self.app.client.request(method, self.app.at(path)).bearer_auth(&self.token);
         if let Some(body) = body {

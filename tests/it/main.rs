@@ -20,5 +20,6 @@ mod mlflow_tracking;
 mod native_api;
 mod ops;
 mod permissions;
+mod project_visibility;
 mod projects;
 mod registry;

@@ -14,6 +14,7 @@ pub struct DatasetRow {
     pub description: String,
     pub creation_time: i64,
     pub last_update_time: i64,
+    pub project_id: i64,
 }
 
 /// A dataset with its latest version, for lists.
@@ -25,6 +26,7 @@ pub struct DatasetSummary {
     pub latest_version: Option<i32>,
     pub file_count: Option<i32>,
     pub total_bytes: Option<i64>,
+    pub project_id: i64,
 }
 
 #[derive(Debug, Clone, FromRow)]
@@ -70,21 +72,26 @@ pub struct UsedVersion {
     pub context: String,
 }
 
-pub async fn list(db: impl PgExecutor<'_>) -> Result<Vec<DatasetSummary>, DbError> {
+/// Every dataset in `projects` (None: every project) with its latest version, by name.
+pub async fn list(db: impl PgExecutor<'_>, projects: Option<&[i64]>) -> Result<Vec<DatasetSummary>, DbError> {
     Ok(sqlx::query_as(
-        "SELECT d.name, d.description, d.last_update_time, v.version AS latest_version, v.file_count, v.total_bytes \
-         FROM datasets d LEFT JOIN LATERAL (SELECT version, file_count, total_bytes FROM dataset_versions \
-         WHERE dataset_id = d.id ORDER BY version DESC LIMIT 1) v ON true ORDER BY d.name",
+        "SELECT d.name, d.description, d.last_update_time, v.version AS latest_version, v.file_count, v.total_bytes, \
+         d.project_id FROM datasets d LEFT JOIN LATERAL (SELECT version, file_count, total_bytes FROM dataset_versions \
+         WHERE dataset_id = d.id ORDER BY version DESC LIMIT 1) v ON true \
+         WHERE $1::bigint[] IS NULL OR d.project_id = ANY($1) ORDER BY d.name",
     )
+    .bind(projects)
     .fetch_all(db)
     .await?)
 }
 
 pub async fn get_by_name(db: impl PgExecutor<'_>, name: &str) -> Result<Option<DatasetRow>, DbError> {
-    Ok(sqlx::query_as("SELECT id, name, description, creation_time, last_update_time FROM datasets WHERE name = $1")
-        .bind(name)
-        .fetch_optional(db)
-        .await?)
+    Ok(sqlx::query_as(
+        "SELECT id, name, description, creation_time, last_update_time, project_id FROM datasets WHERE name = $1",
+    )
+    .bind(name)
+    .fetch_optional(db)
+    .await?)
 }
 
 /// The dataset named `name`, created if it does not exist, its row locked until the
@@ -98,7 +105,7 @@ pub async fn lock_or_create(
 ) -> Result<(DatasetRow, bool), DbError> {
     let created: Option<DatasetRow> = sqlx::query_as(
         "INSERT INTO datasets (name, creation_time, last_update_time, created_by, project_id) VALUES ($1, $2, $2, $3, $4) \
-         ON CONFLICT (name) DO NOTHING RETURNING id, name, description, creation_time, last_update_time",
+         ON CONFLICT (name) DO NOTHING RETURNING id, name, description, creation_time, last_update_time, project_id",
     )
     .bind(name)
     .bind(now)
@@ -110,7 +117,7 @@ pub async fn lock_or_create(
         return Ok((row, true));
     }
     let row = sqlx::query_as(
-        "SELECT id, name, description, creation_time, last_update_time FROM datasets WHERE name = $1 FOR UPDATE",
+        "SELECT id, name, description, creation_time, last_update_time, project_id FROM datasets WHERE name = $1 FOR UPDATE",
     )
     .bind(name)
     .fetch_one(&mut *conn)
@@ -238,25 +245,37 @@ pub async fn insert_version(conn: &mut PgConnection, new: &NewVersion<'_>) -> Re
     Ok(version)
 }
 
-/// The runs that used any of the versions, newest first.
-pub async fn runs_using(db: impl PgExecutor<'_>, version_ids: &[i64]) -> Result<Vec<RunUse>, DbError> {
+/// The runs in `projects` (None: every project) that used any of the versions, newest first.
+pub async fn runs_using(
+    db: impl PgExecutor<'_>,
+    version_ids: &[i64],
+    projects: Option<&[i64]>,
+) -> Result<Vec<RunUse>, DbError> {
     Ok(sqlx::query_as(
         "SELECT l.version_id, r.run_uuid, r.name AS run_name, r.experiment_id, l.context FROM run_dataset_versions l \
-         JOIN runs r ON r.id = l.run_id WHERE l.version_id = ANY($1) ORDER BY r.start_time DESC NULLS LAST, r.id DESC",
+         JOIN runs r ON r.id = l.run_id WHERE l.version_id = ANY($1) \
+         AND ($2::bigint[] IS NULL OR r.experiment_id IN (SELECT id FROM experiments WHERE project_id = ANY($2))) \
+         ORDER BY r.start_time DESC NULLS LAST, r.id DESC",
     )
     .bind(version_ids)
+    .bind(projects)
     .fetch_all(db)
     .await?)
 }
 
-/// The dataset versions a run used.
-pub async fn used_by_run(db: impl PgExecutor<'_>, run_id: i64) -> Result<Vec<UsedVersion>, DbError> {
+/// The versions of datasets in `projects` (None: every project) that a run used.
+pub async fn used_by_run(
+    db: impl PgExecutor<'_>,
+    run_id: i64,
+    projects: Option<&[i64]>,
+) -> Result<Vec<UsedVersion>, DbError> {
     Ok(sqlx::query_as(
         "SELECT d.name AS dataset, v.version, v.digest, l.context FROM run_dataset_versions l \
          JOIN dataset_versions v ON v.id = l.version_id JOIN datasets d ON d.id = v.dataset_id \
-         WHERE l.run_id = $1 ORDER BY d.name, v.version",
+         WHERE l.run_id = $1 AND ($2::bigint[] IS NULL OR d.project_id = ANY($2)) ORDER BY d.name, v.version",
     )
     .bind(run_id)
+    .bind(projects)
     .fetch_all(db)
     .await?)
 }

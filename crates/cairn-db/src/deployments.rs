@@ -24,11 +24,12 @@ pub struct DeploymentRow {
     pub created_by: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub project_id: i64,
 }
 
 const SELECT: &str = "SELECT d.id, d.name, d.model_id, m.name AS model_name, d.alias, d.runtime, d.replicas, d.cpu, \
     d.memory, d.gpus, d.env, d.target, d.status, d.status_message, d.current_revision, r.version, \
-    u.username AS created_by, d.created_at, d.updated_at \
+    u.username AS created_by, d.created_at, d.updated_at, d.project_id \
     FROM deployments d JOIN registered_models m ON m.id = d.model_id \
     LEFT JOIN deployment_revisions r ON r.deployment_id = d.id AND r.revision = d.current_revision \
     LEFT JOIN users u ON u.id = d.created_by";
@@ -139,9 +140,15 @@ pub async fn lock(conn: &mut PgConnection, name: &str) -> Result<Option<i64>, Db
         .await?)
 }
 
-/// Every deployment, by name (a team has tens, not thousands).
-pub async fn list(db: impl PgExecutor<'_>) -> Result<Vec<DeploymentRow>, DbError> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} ORDER BY d.name"))).fetch_all(db).await?)
+/// Every deployment in `projects` (None: every project), by name (a team has tens, not
+/// thousands).
+pub async fn list(db: impl PgExecutor<'_>, projects: Option<&[i64]>) -> Result<Vec<DeploymentRow>, DbError> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{SELECT} WHERE $1::bigint[] IS NULL OR d.project_id = ANY($1) ORDER BY d.name"
+    )))
+    .bind(projects)
+    .fetch_all(db)
+    .await?)
 }
 
 /// The deployments that serve (now) one of the model's versions.
@@ -219,11 +226,14 @@ pub async fn following(db: impl PgExecutor<'_>, model_id: i64, alias: &str) -> R
 pub struct ServingEdge {
     pub deployment_id: i64,
     pub name: String,
+    /// The deployment's project (the model version's is in `model`).
+    pub deployment_project_id: i64,
     #[sqlx(flatten)]
     pub model: crate::lineage::ModelVersionNode,
 }
 
-const SERVING: &str = "SELECT d.id AS deployment_id, d.name, v.id, m.name AS model, v.version FROM deployments d \
+const SERVING: &str = "SELECT d.id AS deployment_id, d.name, d.project_id AS deployment_project_id, v.id, \
+    m.name AS model, v.version, m.project_id FROM deployments d \
     JOIN deployment_revisions r ON r.deployment_id = d.id AND r.revision = d.current_revision \
     JOIN model_versions v ON v.id = r.model_version_id JOIN registered_models m ON m.id = v.model_id";
 

@@ -34,9 +34,13 @@ pub struct After {
     pub id: Uuid,
 }
 
-/// Jobs newest first, optionally in one state, after the keyset position `after`.
+/// Jobs newest first, of experiments in `projects` (None: every project), optionally in
+/// one state, after the keyset position `after`. The queue position counts every queued
+/// job, whatever its project: it says how long the wait is in the one shared queue. A
+/// template in a project outside `projects` is not named (the job shows its command).
 pub async fn page(
     db: impl PgExecutor<'_>,
+    projects: Option<&[i64]>,
     state: Option<JobState>,
     after: Option<After>,
     limit: i64,
@@ -45,6 +49,7 @@ pub async fn page(
         "WITH shown AS (SELECT * FROM jobs j \
            WHERE ($1::text IS NULL OR j.state = $1) \
              AND ($2::timestamptz IS NULL OR (j.created_at, j.id) < ($2, $3)) \
+             AND ($5::bigint[] IS NULL OR j.experiment_id IN (SELECT id FROM experiments WHERE project_id = ANY($5))) \
            ORDER BY j.created_at DESC, j.id DESC LIMIT $4), \
          queue AS (SELECT id, row_number() OVER (ORDER BY priority DESC, created_at) AS position \
            FROM jobs WHERE state = 'queued') \
@@ -52,18 +57,27 @@ pub async fn page(
            t.name AS template, t.version AS template_version, s.created_at, s.started_at, s.finished_at, \
            q.position AS queue_position \
          FROM shown s JOIN runs r ON r.id = s.run_id LEFT JOIN users u ON u.id = s.created_by \
-           LEFT JOIN job_templates t ON t.id = s.template_id LEFT JOIN queue q ON q.id = s.id \
+           LEFT JOIN job_templates t ON t.id = s.template_id AND ($5::bigint[] IS NULL OR t.project_id = ANY($5)) \
+           LEFT JOIN queue q ON q.id = s.id \
          ORDER BY s.created_at DESC, s.id DESC",
     )
     .bind(state.map(JobState::as_str))
     .bind(after.map(|a| a.created_at))
     .bind(after.map(|a| a.id))
     .bind(limit)
+    .bind(projects)
     .fetch_all(db)
     .await?)
 }
 
-/// How many jobs are in each state now.
-pub async fn counts(db: impl PgExecutor<'_>) -> Result<Vec<(String, i64)>, DbError> {
-    Ok(sqlx::query_as("SELECT state, count(*) FROM jobs GROUP BY state").fetch_all(db).await?)
+/// How many jobs of experiments in `projects` (None: every project) are in each state now.
+pub async fn counts(db: impl PgExecutor<'_>, projects: Option<&[i64]>) -> Result<Vec<(String, i64)>, DbError> {
+    Ok(sqlx::query_as(
+        "SELECT state, count(*) FROM jobs \
+         WHERE $1::bigint[] IS NULL OR experiment_id IN (SELECT id FROM experiments WHERE project_id = ANY($1)) \
+         GROUP BY state",
+    )
+    .bind(projects)
+    .fetch_all(db)
+    .await?)
 }

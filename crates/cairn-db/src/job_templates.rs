@@ -19,10 +19,12 @@ pub struct TemplateRow {
     pub experiment_id: Option<i64>,
     pub created_by: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// The project the template belongs to (every version has its first version's).
+    pub project_id: i64,
 }
 
 const SELECT: &str = "SELECT t.id, t.name, t.version, t.spec, t.description, t.experiment_id, \
-    u.username AS created_by, t.created_at FROM job_templates t LEFT JOIN users u ON u.id = t.created_by";
+    u.username AS created_by, t.created_at, t.project_id FROM job_templates t LEFT JOIN users u ON u.id = t.created_by";
 
 pub struct NewTemplate<'a> {
     pub name: &'a str,
@@ -66,11 +68,13 @@ pub async fn get(db: impl PgExecutor<'_>, name: &str, version: Option<i32>) -> R
     .await?)
 }
 
-/// The latest version of every template, by name.
-pub async fn list_latest(db: impl PgExecutor<'_>) -> Result<Vec<TemplateRow>, DbError> {
+/// The latest version of every template in `projects` (None: every project), by name.
+pub async fn list_latest(db: impl PgExecutor<'_>, projects: Option<&[i64]>) -> Result<Vec<TemplateRow>, DbError> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{SELECT} WHERE t.version = (SELECT max(version) FROM job_templates l WHERE l.name = t.name) ORDER BY t.name"
+        "{SELECT} WHERE t.version = (SELECT max(version) FROM job_templates l WHERE l.name = t.name) \
+         AND ($1::bigint[] IS NULL OR t.project_id = ANY($1)) ORDER BY t.name"
     )))
+    .bind(projects)
     .fetch_all(db)
     .await?)
 }
@@ -83,10 +87,10 @@ pub async fn versions(db: impl PgExecutor<'_>, name: &str) -> Result<Vec<Templat
         .await?)
 }
 
-/// The template version (`name`, `version`) a job came from, if any.
-pub async fn of_job(db: impl PgExecutor<'_>, job: Uuid) -> Result<Option<(String, i32)>, DbError> {
+/// The template version (`name`, `version`, project id) a job came from, if any.
+pub async fn of_job(db: impl PgExecutor<'_>, job: Uuid) -> Result<Option<(String, i32, i64)>, DbError> {
     Ok(sqlx::query_as(
-        "SELECT t.name, t.version FROM jobs j JOIN job_templates t ON t.id = j.template_id WHERE j.id = $1",
+        "SELECT t.name, t.version, t.project_id FROM jobs j JOIN job_templates t ON t.id = j.template_id WHERE j.id = $1",
     )
     .bind(job)
     .fetch_optional(db)

@@ -118,20 +118,24 @@ pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<JobRow>, Db
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} WHERE j.id = $1"))).bind(id).fetch_optional(db).await?)
 }
 
-/// Newest first, optionally in one state, before `before` (keyset).
+/// Newest first, of experiments in `projects` (None: every project), optionally in one
+/// state, before `before` (keyset).
 pub async fn list(
     db: impl PgExecutor<'_>,
+    projects: Option<&[i64]>,
     state: Option<JobState>,
     before: Option<DateTime<Utc>>,
     limit: i64,
 ) -> Result<Vec<JobRow>, DbError> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "{SELECT} WHERE ($1::text IS NULL OR j.state = $1) AND ($2::timestamptz IS NULL OR j.created_at < $2) \
+         AND ($4::bigint[] IS NULL OR j.experiment_id IN (SELECT id FROM experiments WHERE project_id = ANY($4))) \
          ORDER BY j.created_at DESC LIMIT $3"
     )))
     .bind(state.map(JobState::as_str))
     .bind(before)
     .bind(limit)
+    .bind(projects)
     .fetch_all(db)
     .await?)
 }

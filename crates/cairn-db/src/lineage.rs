@@ -16,6 +16,8 @@ pub struct DatasetVersionNode {
     pub dataset: String,
     pub version: i32,
     pub digest: String,
+    /// The dataset's project.
+    pub project_id: i64,
 }
 
 /// A run, as a node.
@@ -26,6 +28,8 @@ pub struct RunNode {
     pub name: String,
     pub experiment_id: i64,
     pub deleted: bool,
+    /// The project of the run's experiment.
+    pub project_id: i64,
 }
 
 /// A model version, as a node.
@@ -34,6 +38,8 @@ pub struct ModelVersionNode {
     pub id: i64,
     pub model: String,
     pub version: i64,
+    /// The model's project.
+    pub project_id: i64,
 }
 
 /// An edge from a dataset version to a run that used it, with how it used it.
@@ -63,7 +69,8 @@ pub struct ModelEdge {
     pub model: ModelVersionNode,
 }
 
-const RUN_NODE: &str = "r.id, r.run_uuid, r.name, r.experiment_id, r.lifecycle_stage = 'deleted' AS deleted";
+const RUN_NODE: &str = "r.id, r.run_uuid, r.name, r.experiment_id, r.lifecycle_stage = 'deleted' AS deleted, \
+                        (SELECT e.project_id FROM experiments e WHERE e.id = r.experiment_id) AS project_id";
 
 pub async fn dataset_version(
     db: impl PgExecutor<'_>,
@@ -71,7 +78,7 @@ pub async fn dataset_version(
     version: i32,
 ) -> Result<Option<DatasetVersionNode>, DbError> {
     Ok(sqlx::query_as(
-        "SELECT v.id, d.name AS dataset, v.version, v.digest FROM dataset_versions v \
+        "SELECT v.id, d.name AS dataset, v.version, v.digest, d.project_id FROM dataset_versions v \
          JOIN datasets d ON d.id = v.dataset_id WHERE d.name = $1 AND v.version = $2",
     )
     .bind(name)
@@ -93,7 +100,7 @@ pub async fn model_version(
     version: i64,
 ) -> Result<Option<ModelVersionNode>, DbError> {
     Ok(sqlx::query_as(
-        "SELECT v.id, m.name AS model, v.version FROM model_versions v \
+        "SELECT v.id, m.name AS model, v.version, m.project_id FROM model_versions v \
          JOIN registered_models m ON m.id = v.model_id WHERE m.name = $1 AND v.version = $2",
     )
     .bind(name)
@@ -133,7 +140,7 @@ pub async fn source_runs(
 /// Upstream of runs: the dataset versions they used.
 pub async fn inputs_of(db: impl PgExecutor<'_>, run_ids: &[i64], limit: i64) -> Result<Vec<InputEdge>, DbError> {
     Ok(sqlx::query_as(
-        "SELECT l.run_id, v.id, d.name AS dataset, v.version, v.digest, l.context FROM run_dataset_versions l \
+        "SELECT l.run_id, v.id, d.name AS dataset, v.version, v.digest, d.project_id, l.context FROM run_dataset_versions l \
          JOIN dataset_versions v ON v.id = l.version_id JOIN datasets d ON d.id = v.dataset_id \
          WHERE l.run_id = ANY($1) ORDER BY d.name, v.version, l.run_id LIMIT $2",
     )
@@ -146,7 +153,7 @@ pub async fn inputs_of(db: impl PgExecutor<'_>, run_ids: &[i64], limit: i64) -> 
 /// Downstream of runs: the model versions registered from them.
 pub async fn models_from(db: impl PgExecutor<'_>, run_ids: &[i64], limit: i64) -> Result<Vec<ModelEdge>, DbError> {
     Ok(sqlx::query_as(
-        "SELECT v.run_id, v.id, m.name AS model, v.version FROM model_versions v \
+        "SELECT v.run_id, v.id, m.name AS model, v.version, m.project_id FROM model_versions v \
          JOIN registered_models m ON m.id = v.model_id WHERE v.run_id = ANY($1) ORDER BY m.name, v.version LIMIT $2",
     )
     .bind(run_ids)

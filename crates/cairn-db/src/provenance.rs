@@ -52,20 +52,27 @@ pub struct WhoTrainedRow {
     pub stage: String,
     pub registered_at: i64,
     pub registered_by: Option<String>,
+    /// The source run, when there is one the caller can read.
     pub run_uuid: Option<uuid::Uuid>,
     pub run_name: Option<String>,
     pub trained_by: Option<String>,
     /// MLflow's free-form `user_id` of the run (what the client said).
     pub run_user: Option<String>,
     pub source_commit: Option<String>,
-    /// `(name, version)` of each dataset version the run used, by name.
+    /// `(name, version)` of each dataset version the run used that the caller can read, by name.
     pub datasets: sqlx::types::Json<Vec<(String, i32)>>,
+    /// The version has a source run, in a project the caller cannot read: every run
+    /// field above is then empty.
+    pub run_hidden: bool,
 }
 
-/// Model versions newest first (ids below `before`), at most `limit`, optionally of one
-/// model, with their training facts: one statement, whatever the number of versions.
+/// Model versions of models in `projects` (None: every project) newest first (ids below
+/// `before`), at most `limit`, optionally of one model, with their training facts: one
+/// statement, whatever the number of versions. A source run, or a dataset it used, in a
+/// project outside `projects` is left out (the row says when the run was).
 pub async fn who_trained(
     db: impl PgExecutor<'_>,
+    projects: Option<&[i64]>,
     model: Option<&str>,
     before: Option<i64>,
     limit: i64,
@@ -75,11 +82,13 @@ pub async fn who_trained(
                 mv.creation_time AS registered_at, reg.username AS registered_by, \
                 r.run_uuid, r.name AS run_name, trainer.username AS trained_by, r.user_id AS run_user, \
                 commit_tag.value AS source_commit, \
-                coalesce(inputs.datasets, '[]'::jsonb) AS datasets \
+                coalesce(inputs.datasets, '[]'::jsonb) AS datasets, \
+                (mv.run_id IS NOT NULL AND r.id IS NULL) AS run_hidden \
          FROM model_versions mv \
          JOIN registered_models rm ON rm.id = mv.model_id \
          LEFT JOIN users reg ON reg.id = mv.created_by \
-         LEFT JOIN runs r ON r.id = mv.run_id \
+         LEFT JOIN runs r ON r.id = mv.run_id AND ($4::bigint[] IS NULL OR EXISTS ( \
+             SELECT 1 FROM experiments re WHERE re.id = r.experiment_id AND re.project_id = ANY($4))) \
          LEFT JOIN users trainer ON trainer.id = r.created_by \
          LEFT JOIN run_tags commit_tag ON commit_tag.run_id = r.id AND commit_tag.key = 'mlflow.source.git.commit' \
          LEFT JOIN LATERAL ( \
@@ -87,14 +96,16 @@ pub async fn who_trained(
              FROM run_dataset_versions rdv \
              JOIN dataset_versions dv ON dv.id = rdv.version_id \
              JOIN datasets d ON d.id = dv.dataset_id \
-             WHERE rdv.run_id = r.id \
+             WHERE rdv.run_id = r.id AND ($4::bigint[] IS NULL OR d.project_id = ANY($4)) \
          ) inputs ON true \
          WHERE ($1::text IS NULL OR rm.name = $1) AND ($2::bigint IS NULL OR mv.id < $2) \
+           AND ($4::bigint[] IS NULL OR rm.project_id = ANY($4)) \
          ORDER BY mv.id DESC LIMIT $3",
     )
     .bind(model)
     .bind(before)
     .bind(limit)
+    .bind(projects)
     .fetch_all(db)
     .await?)
 }

@@ -52,8 +52,15 @@ pub struct Report {
     pub total: UsageRow,
 }
 
-pub async fn report(db: &Db, by: UsageBy, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Report, TrackingError> {
-    let rows = repo::totals(&db.pool, by, from, to).await?;
-    let total = repo::overall(&db.pool, from, to).await?;
+/// The report over the jobs in `projects` (None: every project).
+pub async fn report(
+    db: &Db,
+    projects: Option<&[i64]>,
+    by: UsageBy,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Report, TrackingError> {
+    let rows = repo::totals(&db.pool, projects, by, from, to).await?;
+    let total = repo::overall(&db.pool, projects, from, to).await?;
     Ok(Report { by, from, to, rows, total })
 }

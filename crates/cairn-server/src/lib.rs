@@ -25,6 +25,7 @@ pub mod startup;
 pub mod state;
 pub mod tracking;
 pub mod ui;
+pub mod visibility;
 
 pub use config::{KubernetesConfig, Secret, ServerConfig, ServingConfig, Toleration};
 pub use startup::Application;

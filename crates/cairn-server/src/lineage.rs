@@ -6,6 +6,14 @@
 //!
 //! A deployment links to the model version its current revision serves
 //! ([`EdgeKind::Deployed`]).
+//!
+//! Neighbours in projects the caller cannot read are left out, with their edges, and the
+//! walk does not go on through them; each side counts how many it left out
+//! ([`Side::hidden`]). Placeholders were the other choice, but a node id names the object
+//! (`model:NAME/VERSION`), so a placeholder would need ids of its own and would still show
+//! the shape of another project's work; leaving the nodes out shows only what the caller
+//! could find by reading their own projects. The start node itself is checked by the route
+//! table before the walk begins.
 
 use std::collections::{HashMap, HashSet};
 
@@ -68,6 +76,8 @@ pub struct Side {
     pub edges: Vec<Edge>,
     /// The walk stopped at [`MAX_NODES`]; more nodes exist.
     pub truncated: bool,
+    /// Neighbours left out because they are in projects the caller cannot read.
+    pub hidden: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -108,8 +118,9 @@ enum Direction {
     Down,
 }
 
-/// The graph around `node`; unknown nodes are [`TrackingError::NotFound`].
-pub async fn graph(db: &Db, node: &NodeId) -> Result<Graph> {
+/// The graph around `node`, without the nodes outside `readable` (the projects the caller
+/// can read; None for every project); unknown nodes are [`TrackingError::NotFound`].
+pub async fn graph(db: &Db, node: &NodeId, readable: Option<&[i64]>) -> Result<Graph> {
     let (start, up) = resolve(db, node).await?;
     let down = match &up {
         Frontier::Datasets(m) => Frontier::Datasets(m.clone()),
@@ -117,7 +128,8 @@ pub async fn graph(db: &Db, node: &NodeId) -> Result<Graph> {
         Frontier::Models(m) => Frontier::Models(m.clone()),
         Frontier::Deployments(m) => Frontier::Deployments(m.clone()),
     };
-    let (upstream, downstream) = tokio::try_join!(walk(db, up, Direction::Up), walk(db, down, Direction::Down))?;
+    let (upstream, downstream) =
+        tokio::try_join!(walk(db, up, Direction::Up, readable), walk(db, down, Direction::Down, readable))?;
     Ok(Graph { node: start, upstream, downstream })
 }
 
@@ -177,12 +189,15 @@ fn deployment_node(name: &str) -> Node {
 }
 
 /// Collects one side, node by node, without repeating nodes.
-struct Collector {
+struct Collector<'a> {
     side: Side,
     seen: HashSet<NodeId>,
+    /// The projects the caller can read (None: every project).
+    readable: Option<&'a [i64]>,
+    hidden: HashSet<NodeId>,
 }
 
-impl Collector {
+impl Collector<'_> {
     /// A hop's edges, at most [`MAX_EDGES`]: the query asked for one more, to tell.
     fn bounded<T>(&mut self, mut rows: Vec<T>) -> Vec<T> {
         if rows.len() > MAX_EDGES {
@@ -208,16 +223,23 @@ impl Collector {
 
     /// Records the edge between a frontier node and `node` (which is added), pointing the
     /// way the graph flows: a walk upstream meets the edges from their far end. False when
-    /// the side is full.
+    /// the side is full, or when `node` is in a project (`project_id`) the caller cannot
+    /// read: it is then only counted.
     fn link(
         &mut self,
         near: Option<NodeId>,
-        node: &Node,
+        (node, project_id): (&Node, i64),
         kind: EdgeKind,
         context: String,
         direction: Direction,
     ) -> bool {
         let Some(near) = near else { return false };
+        if self.readable.is_some_and(|readable| !readable.contains(&project_id)) {
+            if self.hidden.insert(node.id.clone()) {
+                self.side.hidden += 1;
+            }
+            return false;
+        }
         if !self.add(node.clone()) {
             return false;
         }
@@ -232,9 +254,9 @@ impl Collector {
 
 /// Follows edges from the frontier in one direction until no layer is left or the side is
 /// full. Each hop is one query over the whole layer.
-async fn walk(db: &Db, mut frontier: Frontier, direction: Direction) -> Result<Side> {
+async fn walk(db: &Db, mut frontier: Frontier, direction: Direction, readable: Option<&[i64]>) -> Result<Side> {
     let pool = &db.pool;
-    let mut out = Collector { side: Side::default(), seen: HashSet::new() };
+    let mut out = Collector { side: Side::default(), seen: HashSet::new(), readable, hidden: HashSet::new() };
     while !frontier.is_empty() && !out.side.truncated {
         let ids = frontier.ids();
         let mut next = HashMap::new();
@@ -242,7 +264,8 @@ async fn walk(db: &Db, mut frontier: Frontier, direction: Direction) -> Result<S
             (Direction::Down, Frontier::Datasets(_)) => {
                 for edge in out.bounded(repo::runs_using(pool, &ids, EDGE_QUERY_LIMIT).await?) {
                     let node = run_node(&edge.run);
-                    if out.link(frontier.get(edge.other_id), &node, EdgeKind::Input, edge.context, direction) {
+                    let target = (&node, edge.run.project_id);
+                    if out.link(frontier.get(edge.other_id), target, EdgeKind::Input, edge.context, direction) {
                         next.insert(edge.run.id, node.id);
                     }
                 }
@@ -251,7 +274,8 @@ async fn walk(db: &Db, mut frontier: Frontier, direction: Direction) -> Result<S
             (Direction::Down, Frontier::Runs(_)) => {
                 for edge in out.bounded(repo::models_from(pool, &ids, EDGE_QUERY_LIMIT).await?) {
                     let node = model_node(&edge.model);
-                    if out.link(frontier.get(edge.run_id), &node, EdgeKind::Produced, String::new(), direction) {
+                    let target = (&node, edge.model.project_id);
+                    if out.link(frontier.get(edge.run_id), target, EdgeKind::Produced, String::new(), direction) {
                         next.insert(edge.model.id, node.id);
                     }
                 }
@@ -260,7 +284,8 @@ async fn walk(db: &Db, mut frontier: Frontier, direction: Direction) -> Result<S
             (Direction::Up, Frontier::Models(_)) => {
                 for edge in out.bounded(repo::source_runs(pool, &ids, EDGE_QUERY_LIMIT).await?) {
                     let node = run_node(&edge.run);
-                    if out.link(frontier.get(edge.other_id), &node, EdgeKind::Produced, String::new(), direction) {
+                    let target = (&node, edge.run.project_id);
+                    if out.link(frontier.get(edge.other_id), target, EdgeKind::Produced, String::new(), direction) {
                         next.insert(edge.run.id, node.id);
                     }
                 }
@@ -269,7 +294,8 @@ async fn walk(db: &Db, mut frontier: Frontier, direction: Direction) -> Result<S
             (Direction::Up, Frontier::Runs(_)) => {
                 for edge in out.bounded(repo::inputs_of(pool, &ids, EDGE_QUERY_LIMIT).await?) {
                     let node = dataset_node(&edge.dataset);
-                    if out.link(frontier.get(edge.run_id), &node, EdgeKind::Input, edge.context, direction) {
+                    let target = (&node, edge.dataset.project_id);
+                    if out.link(frontier.get(edge.run_id), target, EdgeKind::Input, edge.context, direction) {
                         next.insert(edge.dataset.id, node.id);
                     }
                 }
@@ -279,7 +305,8 @@ async fn walk(db: &Db, mut frontier: Frontier, direction: Direction) -> Result<S
                 let edges = cairn_db::deployments::serving(pool, &ids, EDGE_QUERY_LIMIT).await?;
                 for edge in out.bounded(edges) {
                     let node = deployment_node(&edge.name);
-                    if out.link(frontier.get(edge.model.id), &node, EdgeKind::Deployed, String::new(), direction) {
+                    let target = (&node, edge.deployment_project_id);
+                    if out.link(frontier.get(edge.model.id), target, EdgeKind::Deployed, String::new(), direction) {
                         next.insert(edge.deployment_id, node.id);
                     }
                 }
@@ -288,7 +315,9 @@ async fn walk(db: &Db, mut frontier: Frontier, direction: Direction) -> Result<S
             (Direction::Up, Frontier::Deployments(_)) => {
                 for edge in out.bounded(cairn_db::deployments::served(pool, &ids).await?) {
                     let node = model_node(&edge.model);
-                    if out.link(frontier.get(edge.deployment_id), &node, EdgeKind::Deployed, String::new(), direction) {
+                    let target = (&node, edge.model.project_id);
+                    if out.link(frontier.get(edge.deployment_id), target, EdgeKind::Deployed, String::new(), direction)
+                    {
                         next.insert(edge.model.id, node.id);
                     }
                 }

@@ -50,31 +50,38 @@ pub struct SourceRun {
 #[derive(Debug, Clone)]
 pub struct Provenance {
     pub version: ModelVersion,
-    /// None when the version was registered from a bare URI, without a run.
+    /// None when the version was registered from a bare URI, without a run, or when the
+    /// run is hidden.
     pub run: Option<SourceRun>,
+    /// The source run is in a project the caller cannot read: nothing of it is shown.
+    pub run_hidden: bool,
     /// Registry events about the version and its model, oldest first.
     pub events: Vec<EventRow>,
 }
 
-pub async fn model_version(db: &Db, name: &str, number: i64) -> Result<Provenance> {
+/// The provenance of a model version, as a caller who can read `projects` (None: every
+/// project) may see it: a source run in another project is left out (and said to be), as
+/// are dataset versions in other projects.
+pub async fn model_version(db: &Db, name: &str, number: i64, projects: Option<&[i64]>) -> Result<Provenance> {
     let version = registry::get_version(db, name, number).await?;
+    let run_hidden = version.row.run_project_id.is_some_and(|p| projects.is_some_and(|ids| !ids.contains(&p)));
     let events = cairn_db::provenance::model_version_events(&db.pool, name, number);
     let run = async {
         match version.row.run_uuid {
-            Some(id) => source_run(db, id).await.map(Some),
-            None => Ok(None),
+            Some(id) if !run_hidden => source_run(db, id, projects).await.map(Some),
+            _ => Ok(None),
         }
     };
     let (events, run) = tokio::try_join!(async { events.await.map_err(Into::into) }, run)?;
-    Ok(Provenance { version, run, events })
+    Ok(Provenance { version, run, run_hidden, events })
 }
 
-async fn source_run(db: &Db, id: uuid::Uuid) -> Result<SourceRun> {
+async fn source_run(db: &Db, id: uuid::Uuid, projects: Option<&[i64]>) -> Result<SourceRun> {
     let (record, details) = tracking::get_run_details(db, id).await?;
     let pool = &db.pool;
     let (created_by, datasets) = tokio::try_join!(
         cairn_db::provenance::run_creator(pool, record.run.id),
-        cairn_db::datasets::used_by_run(pool, record.run.id),
+        cairn_db::datasets::used_by_run(pool, record.run.id, projects),
     )?;
     let (experiment, _) = tracking::get_experiment(db, record.run.experiment_id).await?;
     let tag = |key: &str| record.tags.iter().find(|t| t.key == key).map(|t| t.value.clone());
@@ -101,13 +108,16 @@ async fn source_run(db: &Db, id: uuid::Uuid) -> Result<SourceRun> {
     })
 }
 
-/// One page of "who trained what", newest version first, and the `before` of the next page.
+/// One page of "who trained what" over the models in `projects` (None: every project),
+/// newest version first, and the `before` of the next page. Source runs and datasets in
+/// other projects are left out of the rows ([`cairn_db::provenance::WhoTrainedRow::run_hidden`]).
 pub async fn who_trained(
     db: &Db,
+    projects: Option<&[i64]>,
     model: Option<&str>,
     before: Option<i64>,
     limit: i64,
 ) -> Result<(Vec<cairn_db::provenance::WhoTrainedRow>, Option<i64>), cairn_db::DbError> {
-    let rows = cairn_db::provenance::who_trained(&db.pool, model, before, limit + 1).await?;
+    let rows = cairn_db::provenance::who_trained(&db.pool, projects, model, before, limit + 1).await?;
     Ok(cairn_db::paging::split(rows, limit, |r| r.id))
 }

@@ -17,6 +17,8 @@ pub struct ModelRow {
     pub last_updated_time: i64,
     /// The account that registered it, when one did.
     pub created_by: Option<String>,
+    /// The project it belongs to.
+    pub project_id: i64,
 }
 
 /// A model version, with its model's name and its source run's public id.
@@ -37,6 +39,10 @@ pub struct VersionRow {
     pub run_link: Option<String>,
     pub creation_time: i64,
     pub last_updated_time: i64,
+    /// The project of its model.
+    pub project_id: i64,
+    /// The project of its source run's experiment, when it has a source run.
+    pub run_project_id: Option<i64>,
 }
 
 /// An alias of a model, with the version it points at.
@@ -48,13 +54,14 @@ pub struct AliasRow {
 }
 
 const MODEL_SELECT: &str = "SELECT m.id, m.name, m.description, m.creation_time, m.last_updated_time, \
-                            u.username AS created_by FROM registered_models m LEFT JOIN users u ON u.id = m.created_by";
+                            u.username AS created_by, m.project_id FROM registered_models m LEFT JOIN users u ON u.id = m.created_by";
 
 const VERSION_SELECT: &str = "SELECT v.id, v.model_id, m.name AS model_name, v.version, v.source, v.storage_location, \
                               r.run_uuid, v.logged_model_id, v.status, v.current_stage, v.description, v.user_id, \
-                              v.run_link, v.creation_time, v.last_updated_time \
+                              v.run_link, v.creation_time, v.last_updated_time, m.project_id, \
+                              re.project_id AS run_project_id \
                               FROM model_versions v JOIN registered_models m ON m.id = v.model_id \
-                              LEFT JOIN runs r ON r.id = v.run_id";
+                              LEFT JOIN runs r ON r.id = v.run_id LEFT JOIN experiments re ON re.id = r.experiment_id";
 
 /// What a tag belongs to: the registry keeps model tags and version tags in two tables of
 /// the same shape, so one set of statements serves both.

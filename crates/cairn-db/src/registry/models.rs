@@ -153,21 +153,24 @@ pub async fn delete_alias(conn: &mut PgConnection, model_id: i64, alias: &str) -
     .await?)
 }
 
-/// One page of models by name, for the native API and the dashboard: those whose name
-/// matches the case-insensitive `LIKE` pattern and sorts after `after`. Served by the name index.
+/// One page of models by name, for the native API and the dashboard: those in `projects`
+/// (None: every project) whose name matches the case-insensitive `LIKE` pattern and sorts
+/// after `after`. Served by the name index.
 pub async fn page(
     db: impl PgExecutor<'_>,
+    projects: Option<&[i64]>,
     name_like: Option<&str>,
     after: Option<&str>,
     limit: i64,
 ) -> Result<Vec<ModelRow>, DbError> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "{MODEL_SELECT} WHERE ($1::text IS NULL OR m.name ILIKE $1) AND ($2::text IS NULL OR m.name > $2) \
-         ORDER BY m.name LIMIT $3"
+         AND ($4::bigint[] IS NULL OR m.project_id = ANY($4)) ORDER BY m.name LIMIT $3"
     )))
     .bind(name_like)
     .bind(after)
     .bind(limit)
+    .bind(projects)
     .fetch_all(db)
     .await?)
 }

@@ -20,6 +20,8 @@ use crate::tracking::search::{RUN_ID_COLUMN, push_str_cond};
 const PROMPT_TAG: &str = "mlflow.prompt.is_prompt";
 
 pub struct ModelSearch<'a> {
+    /// Only models in these projects; None for every project.
+    pub projects: Option<&'a [i64]>,
     pub filter: &'a RegisteredModelFilter,
     pub order_by: &'a [OrderBy<RegisteredModelOrderKey>],
     pub offset: i64,
@@ -29,6 +31,7 @@ pub struct ModelSearch<'a> {
 pub async fn models(db: impl PgExecutor<'_>, query: &ModelSearch<'_>) -> Result<Vec<ModelRow>, DbError> {
     let mut q = QueryBuilder::<Postgres>::new(MODEL_SELECT);
     q.push(" WHERE true");
+    push_projects(&mut q, query.projects);
     for clause in &query.filter.0 {
         q.push(" AND ");
         match clause {
@@ -61,6 +64,8 @@ pub async fn models(db: impl PgExecutor<'_>, query: &ModelSearch<'_>) -> Result<
 }
 
 pub struct VersionSearch<'a> {
+    /// Only versions of models in these projects; None for every project.
+    pub projects: Option<&'a [i64]>,
     pub filter: &'a ModelVersionFilter,
     /// Empty: MLflow's default, last updated first.
     pub order_by: &'a [OrderBy<ModelVersionOrderKey>],
@@ -71,6 +76,7 @@ pub struct VersionSearch<'a> {
 pub async fn versions(db: impl PgExecutor<'_>, query: &VersionSearch<'_>) -> Result<Vec<VersionRow>, DbError> {
     let mut q = QueryBuilder::<Postgres>::new(VERSION_SELECT);
     q.push(" WHERE true");
+    push_projects(&mut q, query.projects);
     for clause in &query.filter.0 {
         q.push(" AND ");
         match clause {
@@ -109,6 +115,13 @@ pub async fn versions(db: impl PgExecutor<'_>, query: &VersionSearch<'_>) -> Res
     }
     q.push("v.id LIMIT ").push_bind(query.limit).push(" OFFSET ").push_bind(query.offset);
     Ok(q.build_query_as().fetch_all(db).await?)
+}
+
+/// Restricts a search to models in `projects` (None: every project).
+fn push_projects(q: &mut QueryBuilder<Postgres>, projects: Option<&[i64]>) {
+    if let Some(projects) = projects {
+        q.push(" AND m.project_id = ANY(").push_bind(projects.to_vec()).push(")");
+    }
 }
 
 fn direction(ascending: bool) -> &'static str {

@@ -13,9 +13,11 @@ pub struct ExperimentRow {
     pub lifecycle_stage: String,
     pub creation_time: i64,
     pub last_update_time: i64,
+    /// The project it belongs to (and its runs, logged models and jobs with it).
+    pub project_id: i64,
 }
 
-const COLUMNS: &str = "id, name, artifact_location, lifecycle_stage, creation_time, last_update_time";
+const COLUMNS: &str = "id, name, artifact_location, lifecycle_stage, creation_time, last_update_time, project_id";
 
 /// Inserts an experiment. Without an explicit artifact location it gets
 /// `mlflow-artifacts:/<id>`, so the id is drawn first.
@@ -158,11 +160,13 @@ pub async fn touch(db: impl PgExecutor<'_>, id: i64, now: i64) -> Result<(), DbE
     Ok(())
 }
 
-/// One page of experiments, newest first (by id), for keyset paging: those with an id below
-/// `before`, whose name matches the case-insensitive `LIKE` pattern `name_like`, in the
-/// given lifecycle stages. Served by the primary key.
+/// One page of experiments, newest first (by id), for keyset paging: those in `projects`
+/// (None: every project) with an id below `before`, whose name matches the
+/// case-insensitive `LIKE` pattern `name_like`, in the given lifecycle stages. Served by
+/// the primary key (or, for a caller with few projects, `experiments_by_project`).
 pub async fn page(
     db: impl PgExecutor<'_>,
+    projects: Option<&[i64]>,
     name_like: Option<&str>,
     stages: &[&str],
     before: Option<i64>,
@@ -170,12 +174,13 @@ pub async fn page(
 ) -> Result<Vec<ExperimentRow>, DbError> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM experiments WHERE lifecycle_stage = ANY($1) AND ($2::text IS NULL OR name ILIKE $2) \
-         AND ($3::bigint IS NULL OR id < $3) ORDER BY id DESC LIMIT $4"
+         AND ($3::bigint IS NULL OR id < $3) AND ($5::bigint[] IS NULL OR project_id = ANY($5)) ORDER BY id DESC LIMIT $4"
     )))
     .bind(stages)
     .bind(name_like)
     .bind(before)
     .bind(limit)
+    .bind(projects)
     .fetch_all(db)
     .await?)
 }

@@ -412,6 +412,8 @@ fn push_run_sort_value(q: &mut QueryBuilder<Postgres>, key: &RunOrderKey, alias:
 }
 
 pub struct ExperimentQuery<'a> {
+    /// Only experiments in these projects; None for every project.
+    pub projects: Option<&'a [i64]>,
     pub filter: &'a ExperimentFilter,
     pub order_by: &'a [OrderBy<ExperimentOrderKey>],
     pub view: ViewType,
@@ -421,10 +423,13 @@ pub struct ExperimentQuery<'a> {
 
 pub async fn experiments(db: impl PgExecutor<'_>, query: &ExperimentQuery<'_>) -> Result<Vec<ExperimentRow>, DbError> {
     let mut q = QueryBuilder::<Postgres>::new(
-        "SELECT e.id, e.name, e.artifact_location, e.lifecycle_stage, e.creation_time, e.last_update_time \
-         FROM experiments e WHERE e.lifecycle_stage = ANY(",
+        "SELECT e.id, e.name, e.artifact_location, e.lifecycle_stage, e.creation_time, e.last_update_time, \
+         e.project_id FROM experiments e WHERE e.lifecycle_stage = ANY(",
     );
     q.push_bind(query.view.stages()).push(")");
+    if let Some(projects) = query.projects {
+        q.push(" AND e.project_id = ANY(").push_bind(projects.to_vec()).push(")");
+    }
     for clause in &query.filter.0 {
         q.push(" AND ");
         match clause {

@@ -25,6 +25,7 @@ use crate::datasets::{self, ManifestFile, VersionDiff};
 use crate::service_error::ServiceError;
 use crate::state::AppState;
 use crate::tracking::parse_run_id;
+use crate::visibility::Visible;
 
 /// The largest file a dataset may hold (1 TiB).
 const MAX_BLOB_BYTES: u64 = 1 << 40;
@@ -50,10 +51,10 @@ pub struct DatasetList {
     datasets: Vec<DatasetSummaryView>,
 }
 
-/// Lists datasets by name.
+/// Lists the datasets in the projects the caller can read, by name.
 #[utoipa::path(get, path = "/datasets", tag = "datasets", responses((status = 200, body = DatasetList)))]
-pub async fn list(State(state): State<AppState>) -> Result<Json<DatasetList>, ApiError> {
-    let rows = cairn_db::datasets::list(&state.db.pool).await.map_err(ServiceError::from)?;
+pub async fn list(State(state): State<AppState>, visible: Visible) -> Result<Json<DatasetList>, ApiError> {
+    let rows = cairn_db::datasets::list(&state.db.pool, visible.projects()).await.map_err(ServiceError::from)?;
     let datasets = rows
         .into_iter()
         .map(|d| DatasetSummaryView {
@@ -239,15 +240,18 @@ pub struct VersionDetail {
 ))]
 pub async fn version(
     State(state): State<AppState>,
+    visible: Visible,
     Path((name, version)): Path<(String, String)>,
 ) -> Result<Json<VersionDetail>, ApiError> {
     let reference = reference(&name, &version)?;
     let (dataset, version) = datasets::get_version(&state.db, &reference).await?;
     let pool = &state.db.pool;
     let ids = [version.id];
-    let (files, runs) =
-        tokio::try_join!(cairn_db::datasets::files(pool, version.id), cairn_db::datasets::runs_using(pool, &ids))
-            .map_err(ServiceError::from)?;
+    let (files, runs) = tokio::try_join!(
+        cairn_db::datasets::files(pool, version.id),
+        cairn_db::datasets::runs_using(pool, &ids, visible.projects())
+    )
+    .map_err(ServiceError::from)?;
     Ok(Json(VersionDetail {
         version: VersionView::new(&dataset.name, version),
         files: files.into_iter().map(FileView::from).collect(),
@@ -441,9 +445,12 @@ pub async fn link_run(
 ))]
 pub async fn run_datasets(
     State(state): State<AppState>,
+    visible: Visible,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<RunDatasetView>>, ApiError> {
     let record = crate::tracking::get_run(&state.db, parse_run_id(&id)?).await?;
-    let used = cairn_db::datasets::used_by_run(&state.db.pool, record.run.id).await.map_err(ServiceError::from)?;
+    let used = cairn_db::datasets::used_by_run(&state.db.pool, record.run.id, visible.projects())
+        .await
+        .map_err(ServiceError::from)?;
     Ok(Json(used.into_iter().map(RunDatasetView::from).collect()))
 }

@@ -20,6 +20,7 @@ use crate::audit::{Actor, Audited};
 use crate::deployments::gateway::MetricsSnapshot;
 use crate::deployments::{self, Changes, NewDeployment, Serves};
 use crate::state::AppState;
+use crate::visibility::Visible;
 
 #[derive(Serialize, ToSchema)]
 pub struct DeploymentView {
@@ -189,10 +190,10 @@ pub struct DeploymentList {
     deployments: Vec<DeploymentView>,
 }
 
-/// Lists deployments by name.
+/// Lists the deployments in the projects the caller can read, by name.
 #[utoipa::path(get, path = "/deployments", tag = "deployments", responses((status = 200, body = DeploymentList)))]
-pub async fn list(State(state): State<AppState>) -> Result<Json<DeploymentList>, ApiError> {
-    let rows = deployments::list(&state.db).await?;
+pub async fn list(State(state): State<AppState>, visible: Visible) -> Result<Json<DeploymentList>, ApiError> {
+    let rows = deployments::list(&state.db, visible.projects()).await?;
     Ok(Json(DeploymentList { deployments: rows.into_iter().map(|d| DeploymentView::new(&state, d)).collect() }))
 }
 

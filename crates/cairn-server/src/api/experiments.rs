@@ -21,6 +21,7 @@ use crate::access::NewObjectProject;
 use crate::audit::{Actor, Audited};
 use crate::state::AppState;
 use crate::tracking::{self, ExperimentChange, ExperimentPage, parse_experiment_id};
+use crate::visibility::Visible;
 
 /// An experiment.
 #[derive(Serialize, ToSchema)]
@@ -35,11 +36,15 @@ pub struct ExperimentView {
     created_at: Option<DateTime<Utc>>,
     updated_at: Option<DateTime<Utc>>,
     tags: BTreeMap<String, String>,
+    /// The name of the project it belongs to.
+    #[schema(example = "default")]
+    project: String,
 }
 
 impl ExperimentView {
-    fn new(row: ExperimentRow, tags: Vec<KeyValue>) -> Self {
+    fn new(row: ExperimentRow, tags: Vec<KeyValue>, visible: &Visible) -> Self {
         ExperimentView {
+            project: visible.project_name(row.project_id).to_owned(),
             id: row.id.to_string(),
             name: row.name,
             artifact_location: row.artifact_location,
@@ -75,23 +80,25 @@ pub struct ListQuery {
     cursor: Option<String>,
 }
 
-/// Lists experiments, newest first.
+/// Lists experiments in the projects the caller can read, newest first.
 #[utoipa::path(get, path = "/experiments", tag = "experiments", params(ListQuery), responses(
     (status = 200, body = ExperimentList),
     (status = 400, description = "Bad limit or cursor", body = Problem),
 ))]
 pub async fn list(
     State(state): State<AppState>,
+    visible: Visible,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<ExperimentList>, ApiError> {
     let page = ExperimentPage {
+        projects: visible.projects(),
         name_like: q.name_like.as_deref().filter(|p| !p.is_empty()),
         view: q.lifecycle.unwrap_or_default().into(),
         after: q.cursor.as_deref().map(cursor::parse_experiment).transpose()?,
         limit: query::limit(q.limit, query::DEFAULT_LIMIT, query::MAX_LIMIT)?,
     };
     let (rows, next) = tracking::list_experiments(&state.db, &page).await?;
-    let experiments = rows.into_iter().map(|(row, tags)| ExperimentView::new(row, tags)).collect();
+    let experiments = rows.into_iter().map(|(row, tags)| ExperimentView::new(row, tags, &visible)).collect();
     Ok(Json(ExperimentList { experiments, next_cursor: next.map(cursor::experiment) }))
 }
 
@@ -121,13 +128,14 @@ pub struct CreateExperiment {
 pub async fn create(
     State(state): State<AppState>,
     actor: Actor,
+    visible: Visible,
     NewObjectProject(project): NewObjectProject,
     ApiJson(body): ApiJson<CreateExperiment>,
 ) -> Result<Response, ApiError> {
     let tags = views::pairs(body.tags);
     let location = body.artifact_location.as_deref();
     let row = tracking::create_experiment(&state.db, &actor, &body.name, location, &tags, project).await?;
-    let view = ExperimentView::new(row, tags);
+    let view = ExperimentView::new(row, tags, &visible);
     Ok((StatusCode::CREATED, Extension(Audited), Json(view)).into_response())
 }
 
@@ -136,13 +144,17 @@ pub async fn create(
     (status = 200, body = ExperimentView),
     (status = 404, body = Problem),
 ))]
-pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<ExperimentView>, ApiError> {
-    Ok(Json(load(&state, parse_experiment_id(&id)?).await?))
+pub async fn get(
+    State(state): State<AppState>,
+    visible: Visible,
+    Path(id): Path<String>,
+) -> Result<Json<ExperimentView>, ApiError> {
+    Ok(Json(load(&state, &visible, parse_experiment_id(&id)?).await?))
 }
 
-async fn load(state: &AppState, id: i64) -> Result<ExperimentView, ApiError> {
+async fn load(state: &AppState, visible: &Visible, id: i64) -> Result<ExperimentView, ApiError> {
     let (row, tags) = tracking::get_experiment(&state.db, id).await?;
-    Ok(ExperimentView::new(row, tags))
+    Ok(ExperimentView::new(row, tags, visible))
 }
 
 /// A partial update: the fields given change, the others stay.
@@ -169,6 +181,7 @@ pub struct UpdateExperiment {
 pub async fn update(
     State(state): State<AppState>,
     actor: Actor,
+    visible: Visible,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<UpdateExperiment>,
 ) -> Result<Response, ApiError> {
@@ -184,7 +197,7 @@ pub async fn update(
         }
     }
     let renamed = tracking::update_experiment(&state.db, &actor, id, change).await?;
-    let view = Json(load(&state, id).await?);
+    let view = Json(load(&state, &visible, id).await?);
     // A rename is audited by the service; a change of tags alone by the audit middleware.
     Ok(if renamed { (Extension(Audited), view).into_response() } else { view.into_response() })
 }
@@ -195,8 +208,13 @@ pub async fn update(
     (status = 404, body = Problem),
     (status = 422, description = "The default experiment cannot be deleted", body = Problem),
 ))]
-pub async fn delete(State(state): State<AppState>, actor: Actor, Path(id): Path<String>) -> Result<Response, ApiError> {
-    set_deleted(&state, &actor, &id, true).await
+pub async fn delete(
+    State(state): State<AppState>,
+    actor: Actor,
+    visible: Visible,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    set_deleted(&state, &actor, &visible, &id, true).await
 }
 
 /// Restores a deleted experiment and its runs.
@@ -205,13 +223,20 @@ pub async fn delete(State(state): State<AppState>, actor: Actor, Path(id): Path<
 pub async fn restore(
     State(state): State<AppState>,
     actor: Actor,
+    visible: Visible,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    set_deleted(&state, &actor, &id, false).await
+    set_deleted(&state, &actor, &visible, &id, false).await
 }
 
-async fn set_deleted(state: &AppState, actor: &Actor, id: &str, deleted: bool) -> Result<Response, ApiError> {
+async fn set_deleted(
+    state: &AppState,
+    actor: &Actor,
+    visible: &Visible,
+    id: &str,
+    deleted: bool,
+) -> Result<Response, ApiError> {
     let id = parse_experiment_id(id)?;
     tracking::set_experiment_deleted(&state.db, actor, id, deleted).await?;
-    Ok((Extension(Audited), Json(load(state, id).await?)).into_response())
+    Ok((Extension(Audited), Json(load(state, visible, id).await?)).into_response())
 }

@@ -23,6 +23,7 @@ use crate::job_templates::{self, TemplateInput, TemplateName, TemplateOverrides}
 use crate::job_usage;
 use crate::state::AppState;
 use crate::tracking;
+use crate::visibility::Visible;
 
 #[derive(Serialize, ToSchema)]
 pub struct TemplateView {
@@ -127,10 +128,12 @@ pub struct TemplateList {
     templates: Vec<TemplateView>,
 }
 
-/// Lists templates (their latest versions).
+/// Lists the templates in the projects the caller can read (their latest versions).
 #[utoipa::path(get, path = "/job-templates", tag = "jobs", responses((status = 200, body = TemplateList)))]
-pub async fn list(State(state): State<AppState>) -> Result<Json<TemplateList>, ApiError> {
-    let rows = cairn_db::job_templates::list_latest(&state.db.pool).await.map_err(tracking::TrackingError::from)?;
+pub async fn list(State(state): State<AppState>, visible: Visible) -> Result<Json<TemplateList>, ApiError> {
+    let rows = cairn_db::job_templates::list_latest(&state.db.pool, visible.projects())
+        .await
+        .map_err(tracking::TrackingError::from)?;
     Ok(Json(TemplateList { templates: rows.into_iter().map(TemplateView::from).collect() }))
 }
 
@@ -262,16 +265,18 @@ pub struct UsageReport {
 }
 
 /// GPU-, CPU- and wall-seconds of the jobs that ended in `[from, to)`, per user, template or
-/// resulting model version. CPU-seconds are wall time × 1 CPU unless an executor measured them.
+/// resulting model version; only jobs in projects the caller can read count, and templates
+/// or model versions in other projects are not named. CPU-seconds are wall time × 1 CPU unless an executor measured them.
 #[utoipa::path(get, path = "/usage", tag = "jobs", params(UsageQuery),
     responses((status = 200, body = UsageReport), (status = 422, body = Problem)))]
 pub async fn usage(
     State(state): State<AppState>,
+    visible: Visible,
     ApiQuery(q): ApiQuery<UsageQuery>,
 ) -> Result<Json<UsageReport>, ApiError> {
     let by = job_usage::parse_by(q.by.as_deref().unwrap_or("user"))?;
     let (from, to) = job_usage::range(q.from, q.to)?;
-    let report = job_usage::report(&state.db, by, from, to).await?;
+    let report = job_usage::report(&state.db, visible.projects(), by, from, to).await?;
     Ok(Json(UsageReport {
         from: report.from,
         to: report.to,

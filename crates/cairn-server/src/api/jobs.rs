@@ -27,6 +27,7 @@ use crate::jobs::{self, LogSource, Submission};
 use crate::service_error::ServiceError;
 use crate::state::AppState;
 use crate::tracking::{self, parse_experiment_id};
+use crate::visibility::Visible;
 
 #[derive(Serialize, ToSchema)]
 pub struct JobView {
@@ -200,9 +201,13 @@ pub struct JobList {
     jobs: Vec<JobView>,
 }
 
-/// Lists jobs, newest first.
+/// Lists the jobs of experiments in the projects the caller can read, newest first.
 #[utoipa::path(get, path = "/jobs", tag = "jobs", params(ListQuery), responses((status = 200, body = JobList), (status = 400, body = Problem)))]
-pub async fn list(State(state): State<AppState>, ApiQuery(q): ApiQuery<ListQuery>) -> Result<Json<JobList>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    visible: Visible,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<JobList>, ApiError> {
     let filter = match q.state.as_deref() {
         Some(s) => Some(JobState::parse(s).ok_or_else(|| {
             ApiError::bad_request(format!(
@@ -212,7 +217,9 @@ pub async fn list(State(state): State<AppState>, ApiQuery(q): ApiQuery<ListQuery
         None => None,
     };
     let limit = query::limit(q.limit, query::DEFAULT_LIMIT, query::MAX_LIMIT)?;
-    let rows = cairn_db::jobs::list(&state.db.pool, filter, q.before, limit).await.map_err(ServiceError::from)?;
+    let rows = cairn_db::jobs::list(&state.db.pool, visible.projects(), filter, q.before, limit)
+        .await
+        .map_err(ServiceError::from)?;
     Ok(Json(JobList { jobs: rows.into_iter().map(JobView::from).collect() }))
 }
 

@@ -14,6 +14,7 @@ use super::query::ApiQuery;
 use crate::lineage::{self, Edge, Node, Side};
 use crate::state::AppState;
 use crate::ui::links;
+use crate::visibility::Visible;
 
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -87,6 +88,14 @@ pub struct SideView {
     edges: Vec<EdgeView>,
     /// The side holds more than the 500 nodes listed.
     truncated: bool,
+    /// How many neighbours were left out (with their edges, and what lies beyond them)
+    /// because they are in projects the caller cannot read.
+    #[serde(skip_serializing_if = "is_zero")]
+    hidden: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl From<Side> for SideView {
@@ -95,6 +104,7 @@ impl From<Side> for SideView {
             nodes: s.nodes.into_iter().map(NodeView::from).collect(),
             edges: s.edges.into_iter().map(EdgeView::from).collect(),
             truncated: s.truncated,
+            hidden: s.hidden,
         }
     }
 }
@@ -119,10 +129,11 @@ pub struct LineageView {
 ))]
 pub async fn graph(
     State(state): State<AppState>,
+    visible: Visible,
     ApiQuery(q): ApiQuery<LineageQuery>,
 ) -> Result<Json<LineageView>, ApiError> {
     let node = q.node.trim().parse::<NodeId>().map_err(|e| ApiError::bad_request(e.0))?;
-    let graph = lineage::graph(&state.db, &node).await?;
+    let graph = lineage::graph(&state.db, &node, visible.projects()).await?;
     Ok(Json(LineageView {
         node: graph.node.into(),
         upstream: graph.upstream.into(),

@@ -20,6 +20,7 @@ use super::{ApiError, ApiJson};
 use crate::audit::{Actor, Audited};
 use crate::registry::{self, ModelVersion, RegisteredModel};
 use crate::state::AppState;
+use crate::visibility::Visible;
 
 /// A registered model.
 #[derive(Serialize, ToSchema)]
@@ -130,19 +131,21 @@ pub struct ListQuery {
     cursor: Option<String>,
 }
 
-/// Lists registered models by name.
+/// Lists the registered models in the projects the caller can read, by name.
 #[utoipa::path(get, path = "/models", tag = "models", params(ListQuery), responses(
     (status = 200, body = ModelList),
     (status = 400, description = "Bad limit or cursor", body = Problem),
 ))]
 pub async fn list(
     State(state): State<AppState>,
+    visible: Visible,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<ModelList>, ApiError> {
     let after = q.cursor.as_deref().map(cursor::parse_model).transpose()?;
     let limit = query::limit(q.limit, query::DEFAULT_LIMIT, query::MAX_LIMIT)?;
     let name_like = q.name_like.as_deref().filter(|p| !p.is_empty());
-    let (models, next) = registry::list_models(&state.db, name_like, after.as_deref(), limit).await?;
+    let (models, next) =
+        registry::list_models(&state.db, visible.projects(), name_like, after.as_deref(), limit).await?;
     let models = models.into_iter().map(ModelView::from).collect();
     Ok(Json(ModelList { models, next_cursor: next.as_deref().map(cursor::model) }))
 }

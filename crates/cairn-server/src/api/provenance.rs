@@ -20,6 +20,7 @@ use super::views;
 use crate::provenance::{self, Provenance, SourceRun};
 use crate::state::AppState;
 use crate::ui::links;
+use crate::visibility::Visible;
 
 /// Who trained the version, from what, how and on which data.
 #[derive(Serialize, ToSchema)]
@@ -37,8 +38,11 @@ pub struct ProvenanceView {
     aliases: Vec<String>,
     description: Option<String>,
     tags: BTreeMap<String, String>,
-    /// The run it was registered from; null for a version registered from a bare URI.
+    /// The run it was registered from; null for a version registered from a bare URI, or
+    /// when the run is in a project the caller cannot read (`source_run_hidden`).
     run: Option<SourceRunView>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    source_run_hidden: bool,
     /// Registry audit events about this version and its model (creation, edits, stages,
     /// aliases set on it or moved away from it), oldest first.
     events: Vec<ProvenanceEvent>,
@@ -197,6 +201,7 @@ pub fn view(p: Provenance) -> ProvenanceView {
         description: row.description,
         tags: views::map(p.version.tags),
         run: p.run.map(run_view),
+        source_run_hidden: p.run_hidden,
         events: p.events.into_iter().map(ProvenanceEvent::from).collect(),
         exported_at: Utc::now(),
     }
@@ -214,12 +219,13 @@ pub fn view(p: Provenance) -> ProvenanceView {
 ))]
 pub async fn model_version(
     State(state): State<AppState>,
+    visible: Visible,
     Path((name, version)): Path<(String, String)>,
     query: axum::extract::RawQuery,
 ) -> Result<Response, ApiError> {
     let number = cairn_core::registry::parse_version(&version)
         .map_err(|_| ApiError::not_found(format!("Model Version (name={name}, version={version}) not found")))?;
-    let found = provenance::model_version(&state.db, &name, number).await?;
+    let found = provenance::model_version(&state.db, &name, number, visible.projects()).await?;
     let mut response = Json(view(found)).into_response();
     let download = links::pairs(query.0.as_deref()).iter().any(|(k, _)| k == "download");
     if download {

@@ -14,6 +14,7 @@ use super::openapi::Problem;
 use super::query::{ApiQuery, DEFAULT_LIMIT, MAX_LIMIT, limit};
 use crate::state::AppState;
 use crate::ui::links;
+use crate::visibility::Visible;
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -52,8 +53,12 @@ pub struct WhoTrainedLine {
     run_user: Option<String>,
     /// The run's `mlflow.source.git.commit` tag.
     source_commit: Option<String>,
-    /// The dataset versions the run used.
+    /// The dataset versions the run used (those in projects the caller can read).
     datasets: Vec<DatasetUse>,
+    /// The version has a source run in a project the caller cannot read; the run's fields
+    /// are then null.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    source_run_hidden: bool,
     /// Dashboard pages: the version, its provenance, the run.
     url: String,
     provenance_url: String,
@@ -90,11 +95,12 @@ impl From<cairn_db::provenance::WhoTrainedRow> for WhoTrainedLine {
             trained_by: r.trained_by,
             run_user: r.run_user.filter(|u| !u.is_empty()),
             source_commit: r.source_commit,
+            source_run_hidden: r.run_hidden,
         }
     }
 }
 
-/// Model versions, newest first, with who trained the source run, on which dataset
+/// Model versions of models in the projects the caller can read, newest first, with who trained the source run, on which dataset
 /// versions, from which commit, and who registered them.
 #[utoipa::path(get, path = "/who-trained", tag = "lineage", params(WhoTrainedQuery), responses(
     (status = 200, body = WhoTrainedList),
@@ -102,10 +108,12 @@ impl From<cairn_db::provenance::WhoTrainedRow> for WhoTrainedLine {
 ))]
 pub async fn list(
     State(state): State<AppState>,
+    visible: Visible,
     ApiQuery(query): ApiQuery<WhoTrainedQuery>,
 ) -> Result<Json<WhoTrainedList>, ApiError> {
     let limit = limit(query.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
     let (versions, next_before) =
-        crate::provenance::who_trained(&state.db, query.model.as_deref(), query.before, limit).await?;
+        crate::provenance::who_trained(&state.db, visible.projects(), query.model.as_deref(), query.before, limit)
+            .await?;
     Ok(Json(WhoTrainedList { versions: versions.into_iter().map(WhoTrainedLine::from).collect(), next_before }))
 }

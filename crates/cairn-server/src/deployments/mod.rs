@@ -225,8 +225,9 @@ pub async fn get(db: &Db, name: &str) -> Result<DeploymentRow> {
     repo::get(&db.pool, name).await?.ok_or_else(|| not_found(name))
 }
 
-pub async fn list(db: &Db) -> Result<Vec<DeploymentRow>> {
-    Ok(repo::list(&db.pool).await?)
+/// The deployments in `projects` (None: every project), by name.
+pub async fn list(db: &Db, projects: Option<&[i64]>) -> Result<Vec<DeploymentRow>> {
+    Ok(repo::list(&db.pool, projects).await?)
 }
 
 pub async fn revisions(db: &Db, name: &str) -> Result<(DeploymentRow, Vec<RevisionRow>)> {

@@ -100,7 +100,8 @@ async fn reconcile_loop(state: AppState, shutdown: CancellationToken, tasks: Tas
         if cluster.is_some() && leadership.is_none() {
             leadership = take_kubernetes_lead(&state).await;
         }
-        match repo::list(&state.db.pool).await {
+        // Every deployment: the runtime serves all projects.
+        match repo::list(&state.db.pool, None).await {
             Ok(rows) => {
                 reconcile_local(&state, &rows, &mut controllers, &shutdown, &tasks).await;
                 if let Some(cluster) = cluster.as_mut() {

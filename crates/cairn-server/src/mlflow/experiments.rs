@@ -14,6 +14,7 @@ use crate::access::NewObjectProject;
 use crate::audit::{Actor, Audited};
 use crate::state::AppState;
 use crate::tracking::{self, ExperimentSearch, parse_experiment_id};
+use crate::visibility::Visible;
 
 fn view(row: cairn_db::tracking::experiments::ExperimentRow, tags: Vec<KeyValue>) -> ExperimentView {
     ExperimentView::new(row, tags.into_iter().map(Tag::from).collect())
@@ -81,13 +82,15 @@ pub struct SearchBody {
 
 pub async fn search_post(
     State(state): State<AppState>,
+    visible: Visible,
     MlflowJson(body): MlflowJson<SearchBody>,
 ) -> Result<Json<serde_json::Value>, MlflowError> {
-    search(&state, body).await
+    search(&state, &visible, body).await
 }
 
 pub async fn search_get(
     State(state): State<AppState>,
+    visible: Visible,
     axum::extract::RawQuery(raw): axum::extract::RawQuery,
 ) -> Result<Json<serde_json::Value>, MlflowError> {
     let mut body = SearchBody::default();
@@ -104,10 +107,11 @@ pub async fn search_get(
             _ => {}
         }
     }
-    search(&state, body).await
+    search(&state, &visible, body).await
 }
 
-async fn search(state: &AppState, body: SearchBody) -> Result<Json<serde_json::Value>, MlflowError> {
+/// Searches the experiments in the projects the caller can read.
+async fn search(state: &AppState, visible: &Visible, body: SearchBody) -> Result<Json<serde_json::Value>, MlflowError> {
     let max_results = max_results(body.max_results, 1000)?;
     let filter =
         parse_experiment_filter(body.filter.as_deref().unwrap_or("")).map_err(|e| MlflowError::invalid(e.message()))?;
@@ -120,6 +124,7 @@ async fn search(state: &AppState, body: SearchBody) -> Result<Json<serde_json::V
         .map_err(|e| MlflowError::invalid(e.message()))?;
     let offset = page_token::decode(body.page_token.as_deref()).map_err(MlflowError::invalid)?;
     let query = ExperimentSearch {
+        projects: visible.projects(),
         filter: &filter,
         order_by: &order_by,
         view: view_type(body.view_type.as_deref())?,

@@ -170,6 +170,8 @@ pub async fn get_version_by_alias(db: &Db, name: &str, alias: &str) -> Result<Mo
 }
 
 pub struct ModelSearchQuery<'a> {
+    /// Only models in these projects; None for every project.
+    pub projects: Option<&'a [i64]>,
     pub filter: &'a RegisteredModelFilter,
     pub order_by: &'a [OrderBy<RegisteredModelOrderKey>],
     pub offset: i64,
@@ -179,6 +181,7 @@ pub struct ModelSearchQuery<'a> {
 /// One page of a model search, and whether more follow.
 pub async fn search_models(db: &Db, query: &ModelSearchQuery<'_>) -> Result<(Vec<RegisteredModel>, bool)> {
     let search = ModelSearch {
+        projects: query.projects,
         filter: query.filter,
         order_by: query.order_by,
         offset: query.offset,
@@ -190,14 +193,16 @@ pub async fn search_models(db: &Db, query: &ModelSearchQuery<'_>) -> Result<(Vec
     Ok((with_model_details(db, rows).await?, more))
 }
 
-/// One page of models by name (those after `after`), and the name to continue after.
+/// One page of models by name (those in `projects` after `after`; None: every project),
+/// and the name to continue after.
 pub async fn list_models(
     db: &Db,
+    projects: Option<&[i64]>,
     name_like: Option<&str>,
     after: Option<&str>,
     limit: i64,
 ) -> Result<(Vec<RegisteredModel>, Option<String>)> {
-    let mut rows = model_repo::page(&db.pool, name_like, after, limit + 1).await?;
+    let mut rows = model_repo::page(&db.pool, projects, name_like, after, limit + 1).await?;
     let more = rows.len() as i64 > limit;
     rows.truncate(usize::try_from(limit).unwrap_or(0));
     let next = if more { rows.last().map(|r| r.name.clone()) } else { None };

@@ -174,6 +174,8 @@ pub async fn latest_versions(db: &Db, name: &str, stages: &[Stage]) -> Result<Ve
 }
 
 pub struct VersionSearchQuery<'a> {
+    /// Only versions of models in these projects; None for every project.
+    pub projects: Option<&'a [i64]>,
     pub filter: &'a ModelVersionFilter,
     pub order_by: &'a [OrderBy<ModelVersionOrderKey>],
     pub offset: i64,
@@ -183,6 +185,7 @@ pub struct VersionSearchQuery<'a> {
 /// One page of a version search, and whether more follow.
 pub async fn search_versions(db: &Db, query: &VersionSearchQuery<'_>) -> Result<(Vec<ModelVersion>, bool)> {
     let search = VersionSearch {
+        projects: query.projects,
         filter: query.filter,
         order_by: query.order_by,
         offset: query.offset,

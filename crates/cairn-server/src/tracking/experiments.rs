@@ -169,6 +169,8 @@ pub async fn delete_experiment_tag(db: &Db, id: i64, key: &str) -> Result<()> {
 }
 
 pub struct ExperimentSearch<'a> {
+    /// Only experiments in these projects; None for every project.
+    pub projects: Option<&'a [i64]>,
     pub filter: &'a ExperimentFilter,
     pub order_by: &'a [OrderBy<ExperimentOrderKey>],
     pub view: ViewType,
@@ -184,6 +186,7 @@ pub async fn search_experiments(
     let rows = search::experiments(
         &db.pool,
         &ExperimentQuery {
+            projects: query.projects,
             filter: query.filter,
             order_by: query.order_by,
             view: query.view,
@@ -212,6 +215,8 @@ async fn with_tags(db: &Db, rows: Vec<ExperimentRow>) -> Result<Vec<(ExperimentR
 
 /// One page of the experiment list, newest first.
 pub struct ExperimentPage<'a> {
+    /// Only experiments in these projects; None for every project.
+    pub projects: Option<&'a [i64]>,
     /// A case-insensitive SQL `LIKE` pattern on the name.
     pub name_like: Option<&'a str>,
     pub view: ViewType,
@@ -225,7 +230,8 @@ pub async fn list_experiments(
     db: &Db,
     page: &ExperimentPage<'_>,
 ) -> Result<(Vec<(ExperimentRow, Vec<KeyValue>)>, Option<i64>)> {
-    let mut rows = repo::page(&db.pool, page.name_like, page.view.stages(), page.after, page.limit + 1).await?;
+    let mut rows =
+        repo::page(&db.pool, page.projects, page.name_like, page.view.stages(), page.after, page.limit + 1).await?;
     let more = rows.len() as i64 > page.limit;
     rows.truncate(usize::try_from(page.limit).unwrap_or(0));
     let next = if more { rows.last().map(|r| r.id) } else { None };

@@ -184,6 +184,7 @@ impl From<cairn_db::provenance::WhoTrainedRow> for TrainedLine {
         let run_name = match (&r.run_name, &r.run_uuid) {
             (Some(name), _) if !name.is_empty() => name.clone(),
             (_, Some(id)) => id.simple().to_string()[..8].to_owned(),
+            _ if r.run_hidden => crate::visibility::HIDDEN.to_owned(),
             _ => String::new(),
         };
         TrainedLine {
@@ -231,7 +232,8 @@ pub async fn who_trained(
             Some(b.parse::<i64>().map_err(|_| HtmlError::page(StatusCode::BAD_REQUEST, "before must be a number"))?)
         }
     };
-    let (rows, next) = crate::provenance::who_trained(&state.db, model, before, PAGE_SIZE).await?;
+    let projects = user.visible();
+    let (rows, next) = crate::provenance::who_trained(&state.db, projects.projects(), model, before, PAGE_SIZE).await?;
     let model = model.unwrap_or_default().to_owned();
     let page = WhoTrainedPage {
         header: Header::from(&user),

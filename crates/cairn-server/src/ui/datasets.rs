@@ -32,6 +32,8 @@ impl From<ServiceError> for HtmlError {
 struct DatasetLine {
     name: String,
     url: String,
+    /// The name of its project.
+    project: String,
     description: String,
     latest_version: Option<i32>,
     files: Option<i32>,
@@ -47,11 +49,13 @@ struct ListPage {
 }
 
 pub async fn list(State(state): State<AppState>, user: SessionUser) -> Result<Response, HtmlError> {
-    let rows = repo::list(&state.db.pool).await?;
+    let visible = user.visible();
+    let rows = repo::list(&state.db.pool, visible.projects()).await?;
     let datasets = rows
         .into_iter()
         .map(|d| DatasetLine {
             url: links::dataset(&d.name, None),
+            project: visible.project_name(d.project_id).to_owned(),
             latest_version: d.latest_version,
             files: d.file_count,
             size: d.total_bytes.map(size),
@@ -173,7 +177,8 @@ pub async fn page(
         Some(v) => {
             let pool = &state.db.pool;
             let (limit, ids) = (i64::try_from(FILES_SHOWN).unwrap_or(i64::MAX), [v.id]);
-            tokio::try_join!(repo::first_files(pool, v.id, limit), repo::runs_using(pool, &ids))?
+            let projects = user.visible();
+            tokio::try_join!(repo::first_files(pool, v.id, limit), repo::runs_using(pool, &ids, projects.projects()))?
         }
         None => (Vec::new(), Vec::new()),
     };

@@ -79,7 +79,7 @@ struct ListPage {
 }
 
 pub async fn list(State(state): State<AppState>, user: SessionUser) -> Result<Response, HtmlError> {
-    let rows = deployments::list(&state.db).await?;
+    let rows = deployments::list(&state.db, user.visible().projects()).await?;
     let page = ListPage { header: Header::from(&user), deployments: rows.iter().map(Line::new).collect() };
     Ok(render(&page)?.into_response())
 }

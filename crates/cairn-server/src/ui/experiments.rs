@@ -32,6 +32,8 @@ struct ExperimentLine {
     id: i64,
     name: String,
     url: String,
+    /// The name of its project.
+    project: String,
     runs: i64,
     last_activity: Option<When>,
     tags: Vec<TagChip>,
@@ -102,7 +104,9 @@ async fn render_list(
     let pattern = (!q.is_empty()).then(|| contains_pattern(q));
     let after = query.after.as_deref().and_then(|a| a.parse::<i64>().ok());
     let view = if query.deleted() { ViewType::DeletedOnly } else { ViewType::ActiveOnly };
-    let page = ExperimentPage { name_like: pattern.as_deref(), view, after, limit: PAGE_SIZE };
+    let visible = user.visible();
+    let page =
+        ExperimentPage { projects: visible.projects(), name_like: pattern.as_deref(), view, after, limit: PAGE_SIZE };
     let (rows, next) = tracking::list_experiments(&state.db, &page).await?;
     let ids: Vec<i64> = rows.iter().map(|(row, _)| row.id).collect();
     let activity: HashMap<i64, ExperimentActivity> =
@@ -116,6 +120,7 @@ async fn render_list(
             ExperimentLine {
                 id: row.id,
                 url: links::experiment(row.id),
+                project: visible.project_name(row.project_id).to_owned(),
                 name: row.name,
                 runs: stats.map_or(0, |s| s.runs),
                 last_activity: When::from_millis(last),

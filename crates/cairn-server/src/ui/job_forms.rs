@@ -26,6 +26,7 @@ use crate::jobs::{self, Overrides};
 use crate::service_error::ServiceError;
 use crate::state::AppState;
 use crate::tracking::{self, TrackingError};
+use crate::visibility::Visible;
 
 /// Form fields: `param.K` for param K, `dataset.NAME` for the input named NAME.
 const PARAM: &str = "param.";
@@ -102,8 +103,11 @@ impl Posted {
 
 /// The form for `spec`'s params and dataset inputs, holding `posted` values when a
 /// submission was refused. `latest_option` offers "the latest version when submitted".
+/// The versions of a dataset in a project the user cannot read are not offered (as for a
+/// dataset that does not exist).
 async fn overrides_form(
     state: &AppState,
+    visible: &Visible,
     spec: &JobSpec,
     posted: Option<&Posted>,
     latest_option: bool,
@@ -120,7 +124,8 @@ async fn overrides_form(
             .cloned()
             .unwrap_or_else(|| input.clone());
         let versions = match datasets::get_dataset(&state.db, &reference.name).await {
-            Ok((_, versions)) => versions,
+            Ok((dataset, versions)) if visible.can_read(dataset.project_id) => versions,
+            Ok(_) => Vec::new(),
             Err(ServiceError::Tracking(TrackingError::NotFound(_))) => Vec::new(),
             Err(e) => return Err(e.into()),
         };
@@ -206,7 +211,7 @@ async fn render_retrain(
         job_url: job_url(&job.id),
         job_short_id: job.id.simple().to_string()[..8].to_owned(),
         command: job.spec.0.command.join(" "),
-        form: overrides_form(state, &job.spec.0, posted, false).await?,
+        form: overrides_form(state, &user.visible(), &job.spec.0, posted, false).await?,
         error,
     };
     let status = if page.error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
@@ -260,7 +265,7 @@ struct TemplatesPage {
 }
 
 pub async fn templates(State(state): State<AppState>, user: SessionUser) -> Result<Response, HtmlError> {
-    let rows = cairn_db::job_templates::list_latest(&state.db.pool).await?;
+    let rows = cairn_db::job_templates::list_latest(&state.db.pool, user.visible().projects()).await?;
     let templates = rows
         .into_iter()
         .map(|t| TemplateLine {
@@ -360,7 +365,7 @@ async fn render_template(
         spec_memory: spec.memory.clone(),
         params: spec.params.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         datasets: spec.datasets.clone(),
-        form: overrides_form(state, spec, posted, true).await?,
+        form: overrides_form(state, &user.visible(), spec, posted, true).await?,
         name: template.name.clone(),
         url,
         error,

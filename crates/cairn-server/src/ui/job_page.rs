@@ -123,8 +123,13 @@ pub async fn page(
     facts.push(fact("Timeout", format!("{} s", job.spec.timeout_secs)));
     facts.push(link_fact("Experiment", experiment.name, links::experiment(experiment.id), false));
     facts.push(link_fact("Run", job.run_uuid.simple().to_string(), links::run(&job.run_uuid), true));
-    if let Some((name, version)) = template {
-        facts.push(link_fact("Template", format!("{name} v{version}"), super::job_forms::template_url(&name), false));
+    match template {
+        Some((name, version, project)) if user.visible().can_read(project) => {
+            let url = super::job_forms::template_url(&name);
+            facts.push(link_fact("Template", format!("{name} v{version}"), url, false));
+        }
+        Some(_) => facts.push(fact("Template", crate::visibility::HIDDEN.to_owned())),
+        None => {}
     }
     if let Some(origin) = job.origin_job_id {
         facts.push(link_fact("Repeats job", origin.simple().to_string()[..8].to_owned(), job_url(&origin), true));

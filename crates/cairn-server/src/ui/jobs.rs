@@ -162,7 +162,8 @@ pub async fn list(
         }),
         _ => None,
     };
-    let mut rows = job_listing::page(&state.db.pool, filter, after, PAGE_SIZE + 1).await?;
+    let visible = user.visible();
+    let mut rows = job_listing::page(&state.db.pool, visible.projects(), filter, after, PAGE_SIZE + 1).await?;
     let more = rows.len() > usize::try_from(PAGE_SIZE).unwrap_or(usize::MAX);
     rows.truncate(usize::try_from(PAGE_SIZE).unwrap_or(usize::MAX));
     let state_name = filter.map_or("", JobState::as_str);
@@ -170,7 +171,7 @@ pub async fn list(
         let at = last.created_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
         links::url("/jobs", &[("state", state_name), ("before", &at), ("before_id", &last.id.simple().to_string())])
     });
-    let counts = job_listing::counts(&state.db.pool).await?;
+    let counts = job_listing::counts(&state.db.pool, visible.projects()).await?;
     let count = |s: &str| counts.iter().find(|(name, _)| name == s).map_or(0, |(_, n)| *n);
     let mut tabs = vec![StateTab {
         label: "All".into(),
@@ -191,7 +192,7 @@ pub async fn list(
         jobs: rows.into_iter().map(line).collect(),
         next_url,
         first_url: after.map(|_| links::url("/jobs", &[("state", state_name)])),
-        usage: usage(&state, &query).await?,
+        usage: usage(&state, visible.projects(), &query).await?,
     };
     Ok(render(&page)?.into_response())
 }
@@ -226,7 +227,7 @@ fn parse_day(raw: Option<&str>, field: &str) -> Result<Option<NaiveDate>, String
 }
 
 /// The usage section: a bad date or grouping is said in the section, not as an error page.
-async fn usage(state: &AppState, query: &ListQuery) -> Result<Usage, HtmlError> {
+async fn usage(state: &AppState, projects: Option<&[i64]>, query: &ListQuery) -> Result<Usage, HtmlError> {
     let mut error = None;
     let by = match job_usage::parse_by(query.by.as_deref().unwrap_or("user")) {
         Ok(by) => by,
@@ -251,7 +252,7 @@ async fn usage(state: &AppState, query: &ListQuery) -> Result<Usage, HtmlError> 
             job_usage::range(None, None)?
         }
     };
-    let report = job_usage::report(&state.db, by, from, to).await?;
+    let report = job_usage::report(&state.db, projects, by, from, to).await?;
     let last_day = (to - chrono::Duration::seconds(1)).date_naive();
     Ok(Usage {
         by: job_usage::by_name(by),

@@ -17,6 +17,7 @@ use crate::audit::{Actor, Audited};
 use crate::registry::{self, ModelVersion, RegisteredModel};
 use crate::state::AppState;
 use crate::tracking::TrackingError;
+use crate::visibility::Visible;
 
 const PAGE_SIZE: i64 = 50;
 /// Versions shown on a model's page (newest first); older ones are a page further.
@@ -34,6 +35,8 @@ fn version_url(name: &str, version: i64) -> String {
 struct ModelLine {
     name: String,
     url: String,
+    /// The name of its project.
+    project: String,
     description: String,
     latest_version: Option<i64>,
     aliases: Vec<(String, i64)>,
@@ -68,11 +71,14 @@ pub async fn list(
         format!("%{escaped}%")
     });
     let after = query.after.as_deref().filter(|a| !a.is_empty());
-    let (models, next) = registry::list_models(&state.db, pattern.as_deref(), after, PAGE_SIZE).await?;
+    let visible = user.visible();
+    let (models, next) =
+        registry::list_models(&state.db, visible.projects(), pattern.as_deref(), after, PAGE_SIZE).await?;
     let models = models
         .into_iter()
         .map(|m: RegisteredModel| ModelLine {
             url: model_url(&m.row.name),
+            project: visible.project_name(m.row.project_id).to_owned(),
             latest_version: m.latest_versions.iter().map(|v| v.row.version).max(),
             description: m.row.description.unwrap_or_default(),
             aliases: m.aliases,
@@ -101,8 +107,11 @@ struct VersionLine {
     stage: String,
     status: String,
     aliases: Vec<String>,
-    /// The source run's page, and its id as shown.
+    /// The source run's page, and its id as shown (None also when it is hidden).
     run: Option<(String, String)>,
+    /// The source run is in a project the user cannot read: neither it nor its metrics
+    /// are shown.
+    run_hidden: bool,
     metrics: Vec<Metric>,
     source: String,
     storage_location: String,
@@ -112,19 +121,25 @@ struct VersionLine {
     tags: Vec<(String, String)>,
 }
 
-fn version_line(v: ModelVersion, metrics: &mut Vec<(i64, String, f64)>) -> VersionLine {
+fn version_line(v: ModelVersion, metrics: &mut Vec<(i64, String, f64)>, visible: &Visible) -> VersionLine {
     let id = v.row.id;
+    let run_hidden = v.row.run_project_id.is_some_and(|p| !visible.can_read(p));
+    let mut own_metrics: Vec<Metric> = metrics
+        .extract_if(.., |(owner, _, _)| *owner == id)
+        .map(|(_, key, value)| Metric { key, value: metric(value) })
+        .collect();
+    if run_hidden {
+        own_metrics.clear();
+    }
     VersionLine {
+        run_hidden,
         version: v.row.version,
         url: version_url(&v.row.model_name, v.row.version),
         stage: v.row.current_stage,
         status: v.row.status,
         aliases: v.aliases,
-        run: v.row.run_uuid.map(|run| (links::run(&run), run.simple().to_string())),
-        metrics: metrics
-            .extract_if(.., |(owner, _, _)| *owner == id)
-            .map(|(_, key, value)| Metric { key, value: metric(value) })
-            .collect(),
+        run: v.row.run_uuid.filter(|_| !run_hidden).map(|run| (links::run(&run), run.simple().to_string())),
+        metrics: own_metrics,
         source: v.row.source,
         storage_location: v.row.storage_location,
         description: v.row.description.unwrap_or_default(),
@@ -169,6 +184,7 @@ async fn render_model(
     error: Option<(StatusCode, String)>,
     alias_input: String,
 ) -> Result<Response, HtmlError> {
+    let visible = user.visible();
     let model = registry::get_model(&state.db, name).await?;
     let (versions, next) = registry::list_versions(&state.db, name, None, VERSIONS_SHOWN).await?;
     let mut metrics = registry::source_run_metrics(&state.db, &versions).await?;
@@ -186,7 +202,7 @@ async fn render_model(
         updated: When::from_millis(model.row.last_updated_time),
         tags: model.tags.into_iter().map(|t| (t.key, t.value)).collect(),
         aliases: model.aliases,
-        versions: versions.into_iter().map(|v| version_line(v, &mut metrics)).collect(),
+        versions: versions.into_iter().map(|v| version_line(v, &mut metrics, &visible)).collect(),
         more_versions: next.is_some(),
         name: model.row.name,
         error,
@@ -225,9 +241,13 @@ pub async fn version_page(
 ) -> Result<Response, HtmlError> {
     let number = version_number(&name, &version)?;
     let found = registry::get_version(&state.db, &name, number).await?;
+    let visible = user.visible();
     let mut metrics = registry::source_run_metrics(&state.db, std::slice::from_ref(&found)).await?;
+    let run_readable = found.row.run_project_id.is_none_or(|p| visible.can_read(p));
     let retrain_url = match found.row.run_uuid {
-        Some(run) if user.can_write() && cairn_db::jobs::by_run(&state.db.pool, run).await?.is_some() => {
+        Some(run)
+            if run_readable && user.can_write() && cairn_db::jobs::by_run(&state.db.pool, run).await?.is_some() =>
+        {
             Some(format!("{}/retrain", links::run(&run)))
         }
         _ => None,
@@ -239,6 +259,7 @@ pub async fn version_page(
         deploy_name: suggested_deployment_name(&name),
         deployments: deployed
             .into_iter()
+            .filter(|d| visible.can_read(d.project_id))
             .map(|d| {
                 let version = d.version.map_or_else(|| "—".into(), |v| v.to_string());
                 (d.name.clone(), super::deployments::deployment_url(&d.name), version)
@@ -247,7 +268,7 @@ pub async fn version_page(
         header: Header::from(&user),
         model_url: model_url(&name),
         model: name,
-        v: version_line(found, &mut metrics),
+        v: version_line(found, &mut metrics, &visible),
     };
     Ok(render(&page)?.into_response())
 }

@@ -93,6 +93,8 @@ struct ProvenancePage {
     source: String,
     storage_location: String,
     run: Option<RunBlock>,
+    /// The source run is in a project the user cannot read.
+    run_hidden: bool,
     events: Vec<EventLine>,
 }
 
@@ -102,7 +104,7 @@ pub async fn page(
     Path((name, version)): Path<(String, String)>,
 ) -> Result<Response, HtmlError> {
     let number = super::models::version_number(&name, &version)?;
-    let p = provenance::model_version(&state.db, &name, number).await?;
+    let p = provenance::model_version(&state.db, &name, number, user.visible().projects()).await?;
     let row = p.version.row;
     let version_url = links::model_version(&row.model_name, row.version);
     let page = ProvenancePage {
@@ -118,6 +120,7 @@ pub async fn page(
         source: row.source,
         storage_location: row.storage_location,
         run: p.run.map(run_block),
+        run_hidden: p.run_hidden,
         events: p.events.into_iter().map(|e| event_line(e, number)).collect(),
         model: row.model_name,
     };

@@ -66,6 +66,11 @@ pub struct SessionUser {
 }
 
 impl SessionUser {
+    /// The projects this user can read, for filtering lists.
+    pub fn visible(&self) -> crate::visibility::Visible {
+        crate::visibility::Visible::of(self.access.as_ref())
+    }
+
     /// Whether this user may change data (members and admins); pages show their forms only then.
     pub fn can_write(&self) -> bool {
         self.principal.can_write()

@@ -15,6 +15,7 @@ use crate::access::NewObjectProject;
 use crate::audit::Actor;
 use crate::registry::{self, ModelSearchQuery};
 use crate::state::AppState;
+use crate::visibility::Visible;
 
 fn model_body(model: registry::RegisteredModel) -> Value {
     json!({"registered_model": RegisteredModelView::from(model)})
@@ -50,13 +51,19 @@ pub async fn get(State(state): State<AppState>, Query(q): Query<NameQuery>) -> R
     Ok(Json(model_body(registry::get_model(&state.db, &name(q.name)?).await?)))
 }
 
-pub async fn search(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<Json<Value>, MlflowError> {
+/// Searches the projects the caller can read.
+pub async fn search(
+    State(state): State<AppState>,
+    visible: Visible,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, MlflowError> {
     let params = SearchParams::parse(raw.as_deref())?;
     let max_results = params.max_results(100, 1000)?;
     let filter = parse_registered_model_filter(&params.filter).map_err(filter_error)?;
     let order_by = parse_order_by_list(&params.order_by, parse_registered_model_order_by).map_err(filter_error)?;
     let offset = page_token::decode(params.page_token.as_deref()).map_err(MlflowError::invalid)?;
-    let query = ModelSearchQuery { filter: &filter, order_by: &order_by, offset, max_results };
+    let query =
+        ModelSearchQuery { projects: visible.projects(), filter: &filter, order_by: &order_by, offset, max_results };
     let (models, more) = registry::search_models(&state.db, &query).await?;
     let views: Vec<RegisteredModelView> = models.into_iter().map(RegisteredModelView::from).collect();
     Ok(Json(search_page("registered_models", views, more.then_some(offset + max_results))))

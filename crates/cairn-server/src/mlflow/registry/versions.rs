@@ -16,6 +16,7 @@ use crate::audit::Actor;
 use crate::registry::{self, ModelVersion, NewVersionRequest, VersionSearchQuery};
 use crate::state::AppState;
 use crate::tracking::parse_run_id;
+use crate::visibility::Visible;
 
 fn version_body(version: ModelVersion) -> Value {
     json!({"model_version": ModelVersionView::from(version)})
@@ -79,13 +80,19 @@ pub async fn download_uri(
     Ok(Json(json!({"artifact_uri": registry::download_uri(&state.db, &name, version).await?})))
 }
 
-pub async fn search(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<Json<Value>, MlflowError> {
+/// Searches the projects the caller can read.
+pub async fn search(
+    State(state): State<AppState>,
+    visible: Visible,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, MlflowError> {
     let params = SearchParams::parse(raw.as_deref())?;
     let max_results = params.max_results(10_000, 200_000)?;
     let filter = parse_model_version_filter(&params.filter).map_err(filter_error)?;
     let order_by = parse_order_by_list(&params.order_by, parse_model_version_order_by).map_err(filter_error)?;
     let offset = page_token::decode(params.page_token.as_deref()).map_err(MlflowError::invalid)?;
-    let query = VersionSearchQuery { filter: &filter, order_by: &order_by, offset, max_results };
+    let query =
+        VersionSearchQuery { projects: visible.projects(), filter: &filter, order_by: &order_by, offset, max_results };
     let (versions, more) = registry::search_versions(&state.db, &query).await?;
     let views: Vec<ModelVersionView> = versions.into_iter().map(ModelVersionView::from).collect();
     Ok(Json(search_page("model_versions", views, more.then_some(offset + max_results))))
