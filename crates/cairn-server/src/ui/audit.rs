@@ -232,8 +232,8 @@ pub async fn who_trained(
             Some(b.parse::<i64>().map_err(|_| HtmlError::page(StatusCode::BAD_REQUEST, "before must be a number"))?)
         }
     };
-    let projects = user.visible();
-    let (rows, next) = crate::provenance::who_trained(&state.db, projects.projects(), model, before, PAGE_SIZE).await?;
+    let visible = user.visible();
+    let (rows, next) = crate::provenance::who_trained(&state.db, visible.projects(), model, before, PAGE_SIZE).await?;
     let model = model.unwrap_or_default().to_owned();
     let page = WhoTrainedPage {
         header: Header::from(&user),

@@ -177,8 +177,8 @@ pub async fn page(
         Some(v) => {
             let pool = &state.db.pool;
             let (limit, ids) = (i64::try_from(FILES_SHOWN).unwrap_or(i64::MAX), [v.id]);
-            let projects = user.visible();
-            tokio::try_join!(repo::first_files(pool, v.id, limit), repo::runs_using(pool, &ids, projects.projects()))?
+            let visible = user.visible();
+            tokio::try_join!(repo::first_files(pool, v.id, limit), repo::runs_using(pool, &ids, visible.projects()))?
         }
         None => (Vec::new(), Vec::new()),
     };
