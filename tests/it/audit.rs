@@ -476,3 +476,36 @@ async fn the_audit_page_filters_links_objects_pages_and_offers_exports() {
     assert_eq!(status, 400);
     assert!(bad.contains("since: &#34;yesterday&#34; is not a time") || bad.contains("is not a time"), "{bad}");
 }
+
+#[tokio::test]
+async fn the_audit_log_filters_by_the_project_of_each_events_object() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+    let post = |path: &'static str, body: serde_json::Value| {
+        let request = app.client.post(app.at(path)).bearer_auth(&token).json(&body);
+        async move {
+            let response = request.send().await.expect("request");
+            assert!(response.status().is_success(), "{path}: {}", response.status());
+            response.json::<serde_json::Value>().await.expect("json")
+        }
+    };
+    post("/api/v1/projects", json!({"name": "vision"})).await;
+    let in_vision = post("/api/v1/experiments", json!({"name": "cats", "project": "vision"})).await;
+    let elsewhere = post("/api/v1/experiments", json!({"name": "elsewhere"})).await;
+    let id_of = |v: &serde_json::Value| v["id"].as_str().map_or_else(|| v["id"].to_string(), str::to_owned);
+    let run = post("/api/2.0/mlflow/runs/create", json!({"experiment_id": in_vision["id"]})).await;
+    let run_id = run["run"]["info"]["run_id"].as_str().expect("run id").to_owned();
+
+    let (status, body) = audit_query(&app, &token, "project=vision&limit=50").await;
+    assert_eq!(status, 200, "{body}");
+    let events = body["events"].as_array().expect("events");
+    let targets: Vec<&str> = events.iter().map(|e| e["target"].as_str().unwrap_or("")).collect();
+    assert!(targets.contains(&format!("experiment:{}", id_of(&in_vision)).as_str()), "{targets:?}");
+    assert!(targets.contains(&format!("run:{run_id}").as_str()), "{targets:?}");
+    assert!(targets.contains(&"project:vision"), "{targets:?}");
+    assert!(!targets.contains(&format!("experiment:{}", id_of(&elsewhere)).as_str()), "{targets:?}");
+    let (_, none) = audit_query(&app, &token, "project=no-such-project").await;
+    assert_eq!(none["events"].as_array().map(Vec::len), Some(0));
+    // The chain is unchanged by the project column.
+    audit::verify(&app.db.pool).await.expect("verify");
+}

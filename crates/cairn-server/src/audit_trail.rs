@@ -28,6 +28,8 @@ pub struct FilterParams {
     pub since: Option<String>,
     /// Events before this time (RFC 3339; a time without offset is UTC).
     pub until: Option<String>,
+    /// Events about objects of this project (by name).
+    pub project: Option<String>,
 }
 
 /// A filter that cannot be applied; the message says which parameter and why.
@@ -70,6 +72,7 @@ impl FilterParams {
             outcome: pattern("outcome", &self.outcome)?,
             since: time("since", &self.since)?,
             until: time("until", &self.until)?,
+            project: present(&self.project).map(str::to_owned),
         };
         if let (Some(since), Some(until)) = (filter.since, filter.until)
             && since >= until
@@ -80,7 +83,7 @@ impl FilterParams {
     }
 
     /// The filters as query-string pairs (empty ones included, for the caller to drop).
-    pub fn pairs(&self) -> [(&'static str, &str); 6] {
+    pub fn pairs(&self) -> [(&'static str, &str); 7] {
         fn v(o: &Option<String>) -> &str {
             present(o).unwrap_or("")
         }
@@ -91,6 +94,7 @@ impl FilterParams {
             ("outcome", v(&self.outcome)),
             ("since", v(&self.since)),
             ("until", v(&self.until)),
+            ("project", v(&self.project)),
         ]
     }
 }

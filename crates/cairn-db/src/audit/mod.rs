@@ -112,7 +112,8 @@ pub async fn append_in(conn: &mut PgConnection, event: NewEvent) -> Result<Event
     row.hash = row.computed_hash().to_vec();
     sqlx::query(
         "INSERT INTO audit_events (id, occurred_at, actor_id, actor_name, action, target, request_id, \
-         client_addr, outcome, details, prev_hash, hash) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)",
+         client_addr, outcome, details, prev_hash, hash, project_id) \
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12, audit_target_project($6))",
     )
     .bind(row.id)
     .bind(row.occurred_at)

@@ -55,6 +55,8 @@ pub struct Filter {
     pub since: Option<DateTime<Utc>>,
     /// `occurred_at < until`.
     pub until: Option<DateTime<Utc>>,
+    /// The project (by name) of the event's object, as it was when the event was written.
+    pub project: Option<String>,
 }
 
 fn push_pattern(q: &mut QueryBuilder<Postgres>, column: &str, pattern: &Option<Pattern>) {
@@ -82,6 +84,9 @@ fn where_clause(q: &mut QueryBuilder<Postgres>, filter: &Filter) {
     }
     if let Some(until) = filter.until {
         q.push(" AND occurred_at < ").push_bind(until);
+    }
+    if let Some(project) = &filter.project {
+        q.push(" AND project_id = (SELECT id FROM projects WHERE name = ").push_bind(project.clone()).push(")");
     }
 }
 

@@ -55,6 +55,7 @@ struct FormValues {
     outcome: String,
     since: String,
     until: String,
+    project: String,
 }
 
 #[derive(Template)]
@@ -97,6 +98,7 @@ pub async fn page(
         outcome: value("outcome"),
         since: value("since"),
         until: value("until"),
+        project: value("project"),
     };
     let filter_pairs = params.pairs();
     let text = |v: &Option<String>| v.clone().unwrap_or_default();
@@ -107,6 +109,7 @@ pub async fn page(
         outcome: text(&params.outcome),
         since: text(&params.since),
         until: text(&params.until),
+        project: text(&params.project),
     };
     let with = |path: &str, extra: Option<(&str, &str)>| {
         let mut all: Vec<(&str, &str)> = filter_pairs.to_vec();
