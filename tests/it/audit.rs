@@ -398,6 +398,17 @@ async fn who_trained_lists_trainer_datasets_commit_and_registrar_of_each_version
     let w = crate::lineage::world(&api).await;
     let tag = json!({"run_id": w.trainer, "key": "mlflow.source.git.commit", "value": "9f2c1e7ab34d"});
     api.mlflow("runs/set-tag", tag).await;
+    // fraud v2 was deployed as `fraud-live` (the revision records who deployed it).
+    sqlx::query(
+        "WITH dep AS (INSERT INTO deployments (name, model_id, status, project_id) \
+           SELECT 'fraud-live', id, 'stopped', project_id FROM registered_models WHERE name = 'fraud' RETURNING id, model_id) \
+         INSERT INTO deployment_revisions (deployment_id, revision, model_version_id, version, reason, actor_name) \
+         SELECT dep.id, 1, mv.id, 2, 'create', 'dora' FROM dep JOIN model_versions mv ON mv.model_id = dep.model_id \
+         WHERE mv.version = 2",
+    )
+    .execute(&app.db.pool)
+    .await
+    .expect("deployment");
 
     app.add_user("vera", "viewer-password-1", cairn_tests::UserRole::Viewer).await;
     let viewer = app.token_for("vera", "viewer-password-1").await;
@@ -420,6 +431,8 @@ async fn who_trained_lists_trainer_datasets_commit_and_registrar_of_each_version
         .collect();
     assert_eq!(datasets, [("eval".to_owned(), 1), ("train".to_owned(), 1)]);
     assert_eq!(newest["provenance_url"], "/models/fraud/versions/2/provenance");
+    assert_eq!(newest["deployed_by"], json!([{"deployment": "fraud-live", "by": "dora"}]));
+    assert_eq!(versions[1]["deployed_by"], json!([]));
     let paged = api.ok(Method::GET, "/api/v1/who-trained?limit=1", None).await;
     let before = paged["next_before"].as_i64().expect("a second page");
     let second = api.ok(Method::GET, &format!("/api/v1/who-trained?limit=1&before={before}"), None).await;
@@ -429,7 +442,13 @@ async fn who_trained_lists_trainer_datasets_commit_and_registrar_of_each_version
     let (browser, _) = crate::dashboard_pages::admin(&app).await;
     let (status, html) = crate::dashboard_pages::get(&browser, &app, "/who-trained").await;
     assert_eq!(status, 200);
-    for expected in ["fraud v2", "/models/fraud/versions/2/provenance", "/datasets/train?version=1", "9f2c1e7ab34d"] {
+    for expected in [
+        "fraud v2",
+        "/models/fraud/versions/2/provenance",
+        "/datasets/train?version=1",
+        "9f2c1e7ab34d",
+        "dora (fraud-live)",
+    ] {
         assert!(html.contains(expected), "{expected} in the page");
     }
 }

@@ -64,6 +64,9 @@ pub struct WhoTrainedRow {
     /// The version has a source run, in a project the caller cannot read: every run
     /// field above is then empty.
     pub run_hidden: bool,
+    /// `(deployment, actor)` for each deployment that served this version, with each
+    /// account that put it there (create, update, rollback; `system:...` for alias moves).
+    pub deployed_by: sqlx::types::Json<Vec<(String, String)>>,
 }
 
 /// Model versions of models in `projects` (None: every project) newest first (ids below
@@ -83,7 +86,8 @@ pub async fn who_trained(
                 r.run_uuid, r.name AS run_name, trainer.username AS trained_by, r.user_id AS run_user, \
                 commit_tag.value AS source_commit, \
                 coalesce(inputs.datasets, '[]'::jsonb) AS datasets, \
-                (mv.run_id IS NOT NULL AND r.id IS NULL) AS run_hidden \
+                (mv.run_id IS NOT NULL AND r.id IS NULL) AS run_hidden, \
+                coalesce(served.deployed_by, '[]'::jsonb) AS deployed_by \
          FROM model_versions mv \
          JOIN registered_models rm ON rm.id = mv.model_id \
          LEFT JOIN users reg ON reg.id = mv.created_by \
@@ -98,6 +102,11 @@ pub async fn who_trained(
              JOIN datasets d ON d.id = dv.dataset_id \
              WHERE rdv.run_id = r.id AND ($4::bigint[] IS NULL OR d.project_id = ANY($4)) \
          ) inputs ON true \
+         LEFT JOIN LATERAL ( \
+             SELECT jsonb_agg(DISTINCT jsonb_build_array(dep.name, dr.actor_name)) AS deployed_by \
+             FROM deployment_revisions dr JOIN deployments dep ON dep.id = dr.deployment_id \
+             WHERE dr.model_version_id = mv.id AND ($4::bigint[] IS NULL OR dep.project_id = ANY($4)) \
+         ) served ON true \
          WHERE ($1::text IS NULL OR rm.name = $1) AND ($2::bigint IS NULL OR mv.id < $2) \
            AND ($4::bigint[] IS NULL OR rm.project_id = ANY($4)) \
          ORDER BY mv.id DESC LIMIT $3",

@@ -27,6 +27,13 @@ pub struct WhoTrainedQuery {
     limit: Option<i64>,
 }
 
+/// A deployment that served the version, and an account that deployed it there.
+#[derive(Serialize, ToSchema)]
+pub struct Deployer {
+    deployment: String,
+    by: String,
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct DatasetUse {
     name: String,
@@ -59,6 +66,9 @@ pub struct WhoTrainedLine {
     /// are then null.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     source_run_hidden: bool,
+    /// Who deployed it: each deployment that served the version, with each account that
+    /// created, updated or rolled it back to this version.
+    deployed_by: Vec<Deployer>,
     /// Dashboard pages: the version, its provenance, the run.
     url: String,
     provenance_url: String,
@@ -96,6 +106,7 @@ impl From<cairn_db::provenance::WhoTrainedRow> for WhoTrainedLine {
             run_user: r.run_user.filter(|u| !u.is_empty()),
             source_commit: r.source_commit,
             source_run_hidden: r.run_hidden,
+            deployed_by: r.deployed_by.0.into_iter().map(|(deployment, by)| Deployer { deployment, by }).collect(),
         }
     }
 }

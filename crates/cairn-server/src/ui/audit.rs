@@ -179,6 +179,8 @@ struct TrainedLine {
     trained_by: String,
     commit: String,
     datasets: Vec<DatasetLink>,
+    /// `ACTOR (DEPLOYMENT)` for each deployment of the version and who put it there.
+    deployed_by: Vec<String>,
 }
 
 impl From<cairn_db::provenance::WhoTrainedRow> for TrainedLine {
@@ -206,6 +208,7 @@ impl From<cairn_db::provenance::WhoTrainedRow> for TrainedLine {
                 .into_iter()
                 .map(|(name, v)| DatasetLink { url: links::dataset(&name, Some(v)), label: format!("{name}@{v}") })
                 .collect(),
+            deployed_by: r.deployed_by.0.into_iter().map(|(deployment, by)| format!("{by} ({deployment})")).collect(),
             model: r.model,
             version: r.version,
         }
