@@ -7,28 +7,47 @@
 -- filtering, not part of the hashed content: the hash chain is unchanged, and an event
 -- whose object is gone (a deleted model) or that names no object (a login) has none.
 
-CREATE FUNCTION audit_target_project(target text) RETURNS bigint LANGUAGE sql STABLE AS $$
-    SELECT CASE split_part(target, ':', 1)
-        WHEN 'experiment' THEN (SELECT project_id FROM experiments
-            WHERE id = CASE WHEN substr(target, 12) ~ '^[0-9]{1,18}$' THEN substr(target, 12)::bigint END)
-        WHEN 'artifact' THEN (SELECT project_id FROM experiments
-            WHERE id = CASE WHEN split_part(substr(target, 10), '/', 1) ~ '^[0-9]{1,18}$'
-                            THEN split_part(substr(target, 10), '/', 1)::bigint END)
-        WHEN 'run' THEN (SELECT e.project_id FROM runs r JOIN experiments e ON e.id = r.experiment_id
-            WHERE r.run_uuid = CASE WHEN substr(target, 5) ~* '^[0-9a-f]{32}$|^[0-9a-f-]{36}$'
-                                    THEN substr(target, 5)::uuid END)
-        WHEN 'job' THEN (SELECT e.project_id FROM jobs j JOIN experiments e ON e.id = j.experiment_id
-            WHERE j.id = CASE WHEN substr(target, 5) ~* '^[0-9a-f]{32}$|^[0-9a-f-]{36}$'
-                              THEN substr(target, 5)::uuid END)
-        WHEN 'model' THEN (SELECT project_id FROM registered_models
-            WHERE name = regexp_replace(substr(target, 7), '/[0-9]+$', ''))
-        WHEN 'dataset' THEN (SELECT project_id FROM datasets
-            WHERE name = regexp_replace(substr(target, 9), '@[0-9]+$', ''))
-        WHEN 'job_template' THEN (SELECT min(project_id) FROM job_templates
-            WHERE name = regexp_replace(substr(target, 14), '@[0-9]+$', ''))
-        WHEN 'deployment' THEN (SELECT project_id FROM deployments WHERE name = substr(target, 12))
-        WHEN 'project' THEN (SELECT id FROM projects WHERE name = substr(target, 9))
-    END
+-- PL/pgSQL rather than SQL: its statements' plans are cached per connection, where a SQL
+-- function's body would be planned again on every call.
+CREATE FUNCTION audit_target_project(target text) RETURNS bigint LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    kind text := split_part(target, ':', 1);
+    rest text := substr(target, length(split_part(target, ':', 1)) + 2);
+BEGIN
+    CASE kind
+    WHEN 'experiment' THEN
+        IF rest ~ '^[0-9]{1,18}$' THEN
+            RETURN (SELECT project_id FROM experiments WHERE id = rest::bigint);
+        END IF;
+    WHEN 'artifact' THEN
+        IF split_part(rest, '/', 1) ~ '^[0-9]{1,18}$' THEN
+            RETURN (SELECT project_id FROM experiments WHERE id = split_part(rest, '/', 1)::bigint);
+        END IF;
+    WHEN 'run' THEN
+        IF rest ~* '^[0-9a-f]{32}$|^[0-9a-f-]{36}$' THEN
+            RETURN (SELECT e.project_id FROM runs r JOIN experiments e ON e.id = r.experiment_id
+                    WHERE r.run_uuid = rest::uuid);
+        END IF;
+    WHEN 'job' THEN
+        IF rest ~* '^[0-9a-f]{32}$|^[0-9a-f-]{36}$' THEN
+            RETURN (SELECT e.project_id FROM jobs j JOIN experiments e ON e.id = j.experiment_id
+                    WHERE j.id = rest::uuid);
+        END IF;
+    WHEN 'model' THEN
+        RETURN (SELECT project_id FROM registered_models WHERE name = regexp_replace(rest, '/[0-9]+$', ''));
+    WHEN 'dataset' THEN
+        RETURN (SELECT project_id FROM datasets WHERE name = regexp_replace(rest, '@[0-9]+$', ''));
+    WHEN 'job_template' THEN
+        RETURN (SELECT min(project_id) FROM job_templates WHERE name = regexp_replace(rest, '@[0-9]+$', ''));
+    WHEN 'deployment' THEN
+        RETURN (SELECT project_id FROM deployments WHERE name = rest);
+    WHEN 'project' THEN
+        RETURN (SELECT id FROM projects WHERE name = rest);
+    ELSE
+        NULL;
+    END CASE;
+    RETURN NULL;
+END
 $$;
 
 ALTER TABLE audit_events ADD COLUMN project_id bigint;

@@ -89,6 +89,10 @@ pub async fn append(pool: &PgPool, event: NewEvent) -> Result<EventRow, DbError>
 /// Appends one event inside the caller's transaction, so the action and its audit row
 /// commit or roll back together.
 pub async fn append_in(conn: &mut PgConnection, event: NewEvent) -> Result<EventRow, DbError> {
+    // Looked up before taking the chain lock: everything under the lock is serialized
+    // across all writers, so it holds only what the chain needs.
+    let project_id: Option<i64> =
+        sqlx::query_scalar("SELECT audit_target_project($1)").bind(&event.target).fetch_one(&mut *conn).await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(CHAIN_LOCK_KEY).execute(&mut *conn).await?;
     let head: Option<(i64, Vec<u8>)> =
         sqlx::query_as("SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1").fetch_optional(&mut *conn).await?;
@@ -113,7 +117,7 @@ pub async fn append_in(conn: &mut PgConnection, event: NewEvent) -> Result<Event
     sqlx::query(
         "INSERT INTO audit_events (id, occurred_at, actor_id, actor_name, action, target, request_id, \
          client_addr, outcome, details, prev_hash, hash, project_id) \
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12, audit_target_project($6))",
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)",
     )
     .bind(row.id)
     .bind(row.occurred_at)
@@ -127,6 +131,7 @@ pub async fn append_in(conn: &mut PgConnection, event: NewEvent) -> Result<Event
     .bind(&row.details)
     .bind(&row.prev_hash)
     .bind(&row.hash)
+    .bind(project_id)
     .execute(&mut *conn)
     .await?;
     Ok(row)
