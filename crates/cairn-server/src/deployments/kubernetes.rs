@@ -385,8 +385,8 @@ where
     }
 }
 
-/// A read-only token of the deployment's creator (or of the first admin), for its pods to
-/// download the model with.
+/// A read-only token of the deployment's creator, limited to the deployment's project, for
+/// its pods to download the model with.
 async fn token(state: &AppState, row: &DeploymentRow) -> Result<String, String> {
     let owner = match &row.created_by {
         Some(name) => cairn_db::users::find_by_name(&state.db.pool, name).await.map_err(|e| e.to_string())?,
@@ -394,8 +394,12 @@ async fn token(state: &AppState, row: &DeploymentRow) -> Result<String, String> 
     };
     let owner = owner.ok_or("the deployment has no creating user whose token its pods could use")?;
     let name = format!("deployment {}", row.name);
-    let request =
-        crate::accounts::TokenRequest { name: &name, scope: TokenScope::Read, expires_at: None, project_id: None };
+    let request = crate::accounts::TokenRequest {
+        name: &name,
+        scope: TokenScope::Read,
+        expires_at: None,
+        project_id: Some(row.project_id),
+    };
     let issued =
         crate::accounts::create_token(&state.db, &state.token_keys, &Actor::system("deployments"), &owner, request)
             .await
