@@ -39,6 +39,9 @@ ALTER TABLE users ADD COLUMN service_project_id bigint REFERENCES projects (id) 
 -- A token with a project sees only that project; it is also where MLflow clients'
 -- new experiments land.
 ALTER TABLE api_tokens ADD COLUMN project_id bigint REFERENCES projects (id) ON DELETE CASCADE;
+-- A job's token is also limited to its run (`runs.run_uuid`): it changes only that run and
+-- the runs nested under it (see cairn-server access/run_scope.rs).
+ALTER TABLE api_tokens ADD COLUMN run_id uuid;
 
 ALTER TABLE experiments ADD COLUMN project_id bigint NOT NULL DEFAULT 1 REFERENCES projects (id);
 ALTER TABLE registered_models ADD COLUMN project_id bigint NOT NULL DEFAULT 1 REFERENCES projects (id);

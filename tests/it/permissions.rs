@@ -482,3 +482,61 @@ async fn every_route_answers_each_kind_of_caller_as_the_route_table_says() {
     }
     assert!(failures.is_empty(), "{} of the permission matrix failed:\n{}", failures.len(), failures.join("\n"));
 }
+
+#[tokio::test]
+async fn a_job_token_changes_only_its_run_and_the_runs_nested_under_it() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let send = |token: &str, method: Method, path: &str, body: Value| {
+        let request = app.client.request(method, app.at(path)).bearer_auth(token).json(&body);
+        async move {
+            let response = request.send().await.expect("request");
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (_, exp) = send(&admin, Method::POST, "/api/2.0/mlflow/experiments/create", json!({"name": "job-exp"})).await;
+    let exp = exp["experiment_id"].as_str().expect("experiment id").to_owned();
+    let new_run = |body: Value| send(&admin, Method::POST, "/api/2.0/mlflow/runs/create", body);
+    let own = new_run(json!({"experiment_id": exp})).await.1["run"]["info"]["run_id"].as_str().expect("run").to_owned();
+    let other =
+        new_run(json!({"experiment_id": exp})).await.1["run"]["info"]["run_id"].as_str().expect("run").to_owned();
+
+    // The job's token: the submitter's, limited to its run (as the executor makes it).
+    let token = app.token_for("admin", cairn_tests::ADMIN_PASSWORD).await;
+    let (_, listed) = send(&token, Method::GET, "/api/v1/tokens", Value::Null).await;
+    let id: uuid::Uuid = listed["tokens"][0]["id"].as_str().expect("token id").parse().expect("uuid");
+    cairn_db::tokens::limit_to_run(&app.db.pool, id, own.parse().expect("run uuid")).await.expect("limit");
+
+    let metric = |run: &str| json!({"run_id": run, "key": "loss", "value": 0.5, "timestamp": 1, "step": 0});
+    let post = |path: &'static str, body: Value| send(&token, Method::POST, path, body);
+    assert_eq!(post("/api/2.0/mlflow/runs/log-metric", metric(&own)).await.0, 200);
+    let tags = json!([{"key": "mlflow.parentRunId", "value": own}]);
+    let (status, child) = post("/api/2.0/mlflow/runs/create", json!({"experiment_id": exp, "tags": tags})).await;
+    assert_eq!(status, 200, "{child}");
+    let child = child["run"]["info"]["run_id"].as_str().expect("child run").to_owned();
+    assert_eq!(post("/api/2.0/mlflow/runs/log-metric", metric(&child)).await.0, 200, "runs nested under it");
+    assert_eq!(post("/api/2.0/mlflow/registered-models/create", json!({"name": "from-job"})).await.0, 200);
+    let put = |run: &str| {
+        app.client
+            .put(app.at(&format!("/api/2.0/mlflow-artifacts/artifacts/{exp}/{run}/artifacts/a.txt")))
+            .bearer_auth(&token)
+            .body("a")
+            .send()
+    };
+    assert!(put(&own).await.expect("PUT").status().is_success());
+    let (status, _) = send(&token, Method::GET, &format!("/api/2.0/mlflow/runs/get?run_id={other}"), Value::Null).await;
+    assert_eq!(status, 200, "reading is not limited to the run");
+
+    // Everything else it would change is refused.
+    let refused = [
+        post("/api/2.0/mlflow/runs/log-metric", metric(&other)).await,
+        post("/api/2.0/mlflow/experiments/update", json!({"experiment_id": exp, "new_name": "renamed"})).await,
+        post("/api/2.0/mlflow/experiments/create", json!({"name": "elsewhere"})).await,
+        post("/api/v1/tokens", json!({"name": "escape"})).await,
+    ];
+    for (status, body) in refused {
+        assert_eq!(status, 403, "{body}");
+    }
+    assert_eq!(put(&other).await.expect("PUT").status(), StatusCode::FORBIDDEN);
+}

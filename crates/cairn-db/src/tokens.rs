@@ -20,9 +20,11 @@ pub struct TokenRow {
     pub last_used_at: Option<DateTime<Utc>>,
     /// The only project the token may touch (None: wherever its owner may).
     pub project_id: Option<i64>,
+    /// A job's token: the run (public id) it may change, with the runs nested under it.
+    pub run_id: Option<Uuid>,
 }
 
-const COLUMNS: &str = "id, user_id, name, scope, created_at, expires_at, revoked_at, last_used_at, project_id";
+const COLUMNS: &str = "id, user_id, name, scope, created_at, expires_at, revoked_at, last_used_at, project_id, run_id";
 
 pub struct NewToken<'a> {
     pub id: Uuid,
@@ -63,7 +65,7 @@ pub async fn list_all(db: impl PgExecutor<'_>) -> Result<Vec<(TokenRow, String)>
     }
     let rows: Vec<Joined> = sqlx::query_as(
         "SELECT t.id, t.user_id, t.name, t.scope, t.created_at, t.expires_at, t.revoked_at, \
-         t.last_used_at, t.project_id, u.username FROM api_tokens t JOIN users u ON u.id = t.user_id \
+         t.last_used_at, t.project_id, t.run_id, u.username FROM api_tokens t JOIN users u ON u.id = t.user_id \
          ORDER BY t.created_at DESC",
     )
     .fetch_all(db)
@@ -84,7 +86,7 @@ pub async fn list_for_service_accounts(
     }
     let rows: Vec<Joined> = sqlx::query_as(
         "SELECT t.id, t.user_id, t.name, t.scope, t.created_at, t.expires_at, t.revoked_at, \
-         t.last_used_at, t.project_id, u.username FROM api_tokens t JOIN users u ON u.id = t.user_id \
+         t.last_used_at, t.project_id, t.run_id, u.username FROM api_tokens t JOIN users u ON u.id = t.user_id \
          WHERE u.service_project_id = $1 ORDER BY u.username, t.created_at DESC",
     )
     .bind(project_id)
@@ -111,6 +113,7 @@ pub async fn find_with_user(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<
         revoked_at: Option<DateTime<Utc>>,
         last_used_at: Option<DateTime<Utc>>,
         project_id: Option<i64>,
+        run_id: Option<Uuid>,
         username: String,
         password_hash: String,
         role: String,
@@ -120,7 +123,7 @@ pub async fn find_with_user(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<
     }
     let row: Option<Joined> = sqlx::query_as(
         "SELECT t.id, t.user_id, t.name, t.scope, t.created_at, t.expires_at, t.revoked_at, \
-         t.last_used_at, t.project_id, u.username, u.password_hash, u.role, u.disabled, u.created_at AS user_created_at, u.service_project_id \
+         t.last_used_at, t.project_id, t.run_id, u.username, u.password_hash, u.role, u.disabled, u.created_at AS user_created_at, u.service_project_id \
          FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.id = $1",
     )
     .bind(id)
@@ -137,6 +140,7 @@ pub async fn find_with_user(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<
             revoked_at: r.revoked_at,
             last_used_at: r.last_used_at,
             project_id: r.project_id,
+            run_id: r.run_id,
         };
         let user = UserRow {
             id: r.user_id,
@@ -149,6 +153,12 @@ pub async fn find_with_user(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<
         };
         (token, user)
     }))
+}
+
+/// Limits a token to one run (a job's token, right after it is issued).
+pub async fn limit_to_run(db: impl PgExecutor<'_>, id: Uuid, run: Uuid) -> Result<(), DbError> {
+    sqlx::query("UPDATE api_tokens SET run_id = $2 WHERE id = $1").bind(id).bind(run).execute(db).await?;
+    Ok(())
 }
 
 /// Marks the token revoked; returns the row, or None when it does not exist.

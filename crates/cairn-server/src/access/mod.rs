@@ -8,6 +8,7 @@
 
 pub mod policy;
 mod projects;
+mod run_scope;
 
 pub use projects::{NewObjectProject, ProjectAccess, TargetProject};
 
@@ -38,6 +39,8 @@ pub enum Denial {
     ReadOnly { username: String },
     #[error("only the project's owners may do this")]
     NotOwner,
+    #[error("this job's token may only change its run {} and the runs nested under it", .0.simple())]
+    RunScoped(uuid::Uuid),
     #[error("only server admins may do this")]
     AdminOnly,
     /// The object does not exist, or is in a project the caller cannot read: the answer

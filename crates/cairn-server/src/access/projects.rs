@@ -16,6 +16,7 @@ use serde_json::Value;
 
 use super::Denial;
 use super::policy::{self, Check, Need, Object, Policy, Source};
+use super::run_scope;
 use crate::auth::{Credential, Principal, TokenScope};
 use crate::state::AppState;
 
@@ -150,6 +151,20 @@ async fn decide(
     policy: &Policy,
     fields: &mut RequestFields,
 ) -> Result<Option<TargetProject>, Denial> {
+    // A job's token changes only its run (and what run_scope allows): of the routes that
+    // change no object they name, it may only register models.
+    if let Some(own) = principal.token_run()
+        && fields.changes_data
+    {
+        let registers_model = fields.route.ends_with("/registered-models/create");
+        // A change must be to an object run_scope can vouch for (a route that only reads
+        // its objects, such as token creation naming a project, changes something else).
+        let changes_named_object =
+            matches!(policy, Policy::Objects(checks) if checks.iter().any(|c| c.need != Need::Read));
+        if !changes_named_object && !registers_model {
+            return Err(Denial::RunScoped(own));
+        }
+    }
     match policy {
         Policy::Public | Policy::Signed => Ok(None),
         Policy::AnyWriter => {
@@ -258,6 +273,12 @@ async fn apply(
                 _ => Denial::read_only(principal),
             });
         }
+        if let Some(own) = principal.token_run()
+            && check.need != Need::Read
+            && !run_scope::allows(&state.db.pool, own, &fields.route, check.object, &raw).await?
+        {
+            return Err(Denial::RunScoped(own));
+        }
     }
     Ok(found)
 }
@@ -318,6 +339,8 @@ struct RequestFields {
     query: Vec<(String, String)>,
     body: Option<KeyFields>,
     changes_data: bool,
+    /// The matched route template.
+    route: String,
 }
 
 impl RequestFields {
@@ -335,7 +358,7 @@ impl RequestFields {
         let changes_data = super::changes_data(request.method(), route.as_deref());
         let body =
             if needs_body(policy) && request.method() != Method::GET { read_body(state, request).await? } else { None };
-        Ok(RequestFields { path, query, body, changes_data })
+        Ok(RequestFields { path, query, body, changes_data, route: route.unwrap_or_default() })
     }
 
     /// Every value `source` names in this request (none when absent).

@@ -104,7 +104,7 @@ pub async fn authenticate_token(state: &AppState, token: &str) -> Result<Princip
         user_id: user.id,
         username: user.username.clone(),
         role: user.role(),
-        credential: Credential::Token { id: row.id, scope, project: row.project_id },
+        credential: Credential::Token { id: row.id, scope, project: row.project_id, run: row.run_id },
     })
 }
 

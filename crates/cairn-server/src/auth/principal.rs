@@ -25,6 +25,8 @@ pub enum Credential {
         scope: TokenScope,
         /// The only project a project-scoped token may touch.
         project: Option<i64>,
+        /// A job's token: the run it may change (with the runs nested under it).
+        run: Option<Uuid>,
     },
     Basic,
 }
@@ -35,6 +37,14 @@ impl Principal {
     pub fn can_write(&self) -> bool {
         let token_allows = !matches!(self.credential, Credential::Token { scope: TokenScope::Read, .. });
         self.role >= Role::Member && token_allows
+    }
+
+    /// The run a job's token is limited to.
+    pub fn token_run(&self) -> Option<Uuid> {
+        match self.credential {
+            Credential::Token { run, .. } => run,
+            _ => None,
+        }
     }
 
     /// The project a project-scoped token is limited to.

@@ -340,8 +340,9 @@ fn tracking_uri(state: &AppState) -> String {
         .to_owned()
 }
 
-/// A token the job's code logs with: the submitter's, limited to the job's project, expiring
-/// after the job's timeout (and revoked as soon as the job ends).
+/// A token the job's code logs with: the submitter's, limited to the job's project and run
+/// (see [`crate::access`]'s run scope), expiring after the job's timeout (and revoked as
+/// soon as the job ends).
 async fn job_token(state: &AppState, job: &JobRow) -> anyhow::Result<String> {
     let owner = match &job.created_by {
         Some(name) => cairn_db::users::find_by_name(&state.db.pool, name).await?,
@@ -365,6 +366,7 @@ async fn job_token(state: &AppState, job: &JobRow) -> anyhow::Result<String> {
     };
     let issued =
         crate::accounts::create_token(&state.db, &state.token_keys, &Actor::system("jobs"), &owner, request).await?;
+    cairn_db::tokens::limit_to_run(&state.db.pool, issued.row.id, job.run_uuid).await?;
     repo::set_process(&state.db.pool, job.id, None, Some(issued.row.id)).await?;
     Ok(issued.token)
 }
