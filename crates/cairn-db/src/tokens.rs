@@ -56,27 +56,24 @@ pub async fn list_for_user(db: impl PgExecutor<'_>, user_id: i64) -> Result<Vec<
     Ok(sqlx::query_as(AssertSqlSafe(sql)).bind(user_id).fetch_all(db).await?)
 }
 
+/// Every token, with its owner's name, newest first.
 pub async fn list_all(db: impl PgExecutor<'_>) -> Result<Vec<(TokenRow, String)>, DbError> {
-    #[derive(FromRow)]
-    struct Joined {
-        #[sqlx(flatten)]
-        token: TokenRow,
-        username: String,
-    }
-    let rows: Vec<Joined> = sqlx::query_as(
-        "SELECT t.id, t.user_id, t.name, t.scope, t.created_at, t.expires_at, t.revoked_at, \
-         t.last_used_at, t.project_id, t.run_id, u.username FROM api_tokens t JOIN users u ON u.id = t.user_id \
-         ORDER BY t.created_at DESC",
-    )
-    .fetch_all(db)
-    .await?;
-    Ok(rows.into_iter().map(|r| (r.token, r.username)).collect())
+    with_owner_names(db, None).await
 }
 
 /// The tokens of the service accounts that `project_id` owns, with each owner's name.
 pub async fn list_for_service_accounts(
     db: impl PgExecutor<'_>,
     project_id: i64,
+) -> Result<Vec<(TokenRow, String)>, DbError> {
+    with_owner_names(db, Some(project_id)).await
+}
+
+/// Tokens with their owners' names: all (newest first), or those of one project's service
+/// accounts (by account, then newest first).
+async fn with_owner_names(
+    db: impl PgExecutor<'_>,
+    service_project: Option<i64>,
 ) -> Result<Vec<(TokenRow, String)>, DbError> {
     #[derive(FromRow)]
     struct Joined {
@@ -87,9 +84,10 @@ pub async fn list_for_service_accounts(
     let rows: Vec<Joined> = sqlx::query_as(
         "SELECT t.id, t.user_id, t.name, t.scope, t.created_at, t.expires_at, t.revoked_at, \
          t.last_used_at, t.project_id, t.run_id, u.username FROM api_tokens t JOIN users u ON u.id = t.user_id \
-         WHERE u.service_project_id = $1 ORDER BY u.username, t.created_at DESC",
+         WHERE $1::bigint IS NULL OR u.service_project_id = $1 \
+         ORDER BY CASE WHEN $1::bigint IS NULL THEN '' ELSE u.username END, t.created_at DESC",
     )
-    .bind(project_id)
+    .bind(service_project)
     .fetch_all(db)
     .await?;
     Ok(rows.into_iter().map(|r| (r.token, r.username)).collect())

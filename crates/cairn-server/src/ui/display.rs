@@ -25,6 +25,11 @@ impl When {
 
 /// A run's duration: `1h 02m`, `4m 10s`, `12.3s`; `None` when it has not started, or ended
 /// before it started.
+/// A token's time to the minute, or `none` when it has none (never used, no expiry).
+pub fn when(at: Option<chrono::DateTime<chrono::Utc>>, none: &str) -> String {
+    at.map_or_else(|| none.to_owned(), |t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+}
+
 pub fn duration(start: Option<i64>, end: Option<i64>) -> Option<String> {
     let millis = end?.checked_sub(start?)?;
     if millis < 0 {

@@ -17,6 +17,7 @@ use chrono::{Duration, Utc};
 use serde::Deserialize;
 use uuid::Uuid;
 
+use super::display::when;
 use super::{Header, HtmlError, SessionUser, public_url, render};
 use crate::access::ProjectAccess;
 use crate::accounts::AccountError;
@@ -193,10 +194,6 @@ struct ProjectPage {
     new_token: Option<NewToken>,
     tracking_uri: String,
     error: Option<String>,
-}
-
-fn when(at: Option<chrono::DateTime<Utc>>, none: &str) -> String {
-    at.map_or_else(|| none.to_owned(), |t| t.format("%Y-%m-%d %H:%M UTC").to_string())
 }
 
 async fn render_project(
