@@ -12,6 +12,10 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::audit::Actor;
+
+/// The lifetimes, in days, a token may be given when it has one (every surface that
+/// issues tokens checks against this).
+pub const TOKEN_DAYS: std::ops::RangeInclusive<u32> = 1..=3650;
 use crate::auth::{TokenKeys, TokenScope, hash_password, session::random_token};
 
 #[derive(Debug, thiserror::Error)]

@@ -135,8 +135,8 @@ pub async fn authorize(state: &AppState, principal: &Principal, request: &mut Re
         return Ok(());
     }
     let access = ProjectAccess::load(state, principal).await?;
-    let mut fields = RequestFields::read(state, request, policy).await?;
-    let target = decide(state, principal, &access, policy, &mut fields).await?;
+    let fields = RequestFields::read(state, request, policy).await?;
+    let target = decide(state, principal, &access, policy, &fields).await?;
     request.extensions_mut().insert(access);
     if let Some(target) = target {
         request.extensions_mut().insert(target);
@@ -149,7 +149,7 @@ async fn decide(
     principal: &Principal,
     access: &ProjectAccess,
     policy: &Policy,
-    fields: &mut RequestFields,
+    fields: &RequestFields,
 ) -> Result<Option<TargetProject>, Denial> {
     // A job's token changes only its run (and what run_scope allows): of the routes that
     // change no object they name, it may only register models.

@@ -385,7 +385,7 @@ pub async fn create_service_token(
     Path((project, name)): Path<(String, String)>,
     ApiJson(body): ApiJson<CreateServiceToken>,
 ) -> Result<Response, ApiError> {
-    if body.expires_in_days.is_some_and(|d| d == 0 || d > 3650) {
+    if body.expires_in_days.is_some_and(|d| !crate::accounts::TOKEN_DAYS.contains(&d)) {
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "expires_in_days must be between 1 and 3650"));
     }
     let row = projects::find(&state.db, &project).await?;

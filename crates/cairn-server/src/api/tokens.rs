@@ -124,7 +124,7 @@ pub async fn create(
     actor: Actor,
     ApiJson(body): ApiJson<CreateToken>,
 ) -> Result<Response, ApiError> {
-    if body.expires_in_days == Some(0) || body.expires_in_days.is_some_and(|d| d > 3650) {
+    if body.expires_in_days.is_some_and(|d| !crate::accounts::TOKEN_DAYS.contains(&d)) {
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "expires_in_days must be between 1 and 3650"));
     }
     let owner = users::find_by_id(&state.db.pool, principal.user_id)

@@ -432,7 +432,7 @@ fn token_request(form: &TokenForm, account: &str) -> Result<(String, TokenScope,
         other => return Err(cairn_core::ValidationError(format!("unknown scope {other:?}: use read or write")).into()),
     };
     let days = optional::<u32>(&form.expires_in_days, "Expiry in days")?;
-    if days.is_some_and(|d| d == 0 || d > 3650) {
+    if days.is_some_and(|d| !crate::accounts::TOKEN_DAYS.contains(&d)) {
         return Err(cairn_core::ValidationError("Expiry must be 1 to 3650 days, or empty for none.".into()).into());
     }
     let name = if form.name.trim().is_empty() { account.to_owned() } else { form.name.clone() };

@@ -104,7 +104,7 @@ pub async fn create(
     let days = match form.expires_in_days.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
         None => None,
         Some(d) => match d.parse::<u32>() {
-            Ok(days @ 1..=3650) => Some(days),
+            Ok(days) if crate::accounts::TOKEN_DAYS.contains(&days) => Some(days),
             _ => {
                 return render_page(
                     &state,
