@@ -241,14 +241,14 @@ async fn by_value(
     let mut q = select(query, &head);
     q.push(" AND s.experiment_id = ").push_bind(query.experiment_id);
     q.push(" AND s.key = ").push_bind(key.to_owned());
-    // Text values are indexed by their first 400 characters (migration 0012): seek and
+    // Text values are indexed by their first 400 characters (`value_prefix`): seek and
     // order on that prefix, then on the whole value.
     let prefix = kind != KeyKind::Metric;
     if let Some((value, id)) = after {
         let (op, ty) = (if ascending { ">" } else { "<" }, kind.value_type());
         // The first comparison is an index condition; the rest is exact, ties broken by id.
         if prefix {
-            q.push(format!(" AND left(s.value, 400) {op}= left(")).push_bind(value.clone()).push("::text, 400)");
+            q.push(format!(" AND s.value_prefix {op}= left(")).push_bind(value.clone()).push("::text, 400)");
         } else {
             q.push(format!(" AND s.value {op}= ")).push_bind(value.clone()).push("::float8");
         }
@@ -256,7 +256,7 @@ async fn by_value(
         q.push(" OR (s.value = ").push_bind(value.clone()).push(format!("::{ty} AND r.id < ")).push_bind(id).push("))");
     }
     let direction = if ascending { "ASC" } else { "DESC" };
-    let order = if prefix { format!("left(s.value, 400) {direction}, ") } else { String::new() };
+    let order = if prefix { format!("s.value_prefix {direction}, ") } else { String::new() };
     q.push(format!(" ORDER BY {order}s.value {direction}, r.id DESC LIMIT ")).push_bind(limit);
     Ok(q.build_query_as().fetch_all(db).await?)
 }
