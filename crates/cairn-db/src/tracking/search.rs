@@ -172,27 +172,19 @@ pub async fn hashed_filters(
     filter: &RunFilter,
     order_by: &[OrderBy<RunOrderKey>],
 ) -> Result<Vec<usize>, DbError> {
-    if !matches!(
-        order_by.first().map(|o| &o.key),
-        Some(RunOrderKey::Metric(_) | RunOrderKey::Param(_) | RunOrderKey::Tag(_))
-    ) {
+    if order_by.first().and_then(|o| ChildKey::of(&o.key)).is_none() {
         return Ok(Vec::new());
     }
     let mut hashed = Vec::new();
     for (i, clause) in filter.0.iter().enumerate() {
-        let (RunClause::Param { key, op: StrOp::Eq, value } | RunClause::Tag { key, op: StrOp::Eq, value }) = clause
-        else {
+        let (RunClause::Param { key, op, value } | RunClause::Tag { key, op, value }) = clause else {
             continue;
         };
-        if value.chars().count() >= VALUE_PREFIX_CHARS {
+        if !prefix_decides(*op, value) {
             continue;
         }
-        let mut q = QueryBuilder::<Postgres>::new(format!(
-            "EXPLAIN (FORMAT JSON) SELECT 1 FROM {} x WHERE ",
-            child_table(clause)
-        ));
-        push_in_experiments(&mut q, "x.experiment_id", experiment_ids);
-        q.push(" AND x.key = ").push_bind(key.clone()).push(" AND x.value_prefix = ").push_bind(value.clone());
+        let mut q = QueryBuilder::<Postgres>::new("EXPLAIN (FORMAT JSON) ");
+        push_prefix_matches(&mut q, experiment_ids, child_table(clause), key, value);
         let plan: serde_json::Value = q.build_query_scalar().fetch_one(db).await?;
         let expected = plan[0]["Plan"]["Plan Rows"].as_f64().unwrap_or(0.0);
         if HASHED_MATCHES.contains(&expected) {
@@ -220,10 +212,24 @@ fn push_hashed_clause(
     value: &str,
     column: &str,
 ) {
-    q.push(format!("COALESCE({column} IN (SELECT x.run_id FROM {table} x WHERE "));
+    q.push(format!("COALESCE({column} IN ("));
+    push_prefix_matches(q, experiment_ids, table, key, value);
+    q.push("), false)");
+}
+
+/// The runs whose `key` in `table` has `value` as its stored prefix: the subquery that the
+/// hashed form reads, and whose size [`hashed_filters`] asks PostgreSQL to estimate.
+fn push_prefix_matches(q: &mut QueryBuilder<Postgres>, experiment_ids: &[i64], table: &str, key: &str, value: &str) {
+    q.push(format!("SELECT x.run_id FROM {table} x WHERE "));
     push_in_experiments(q, "x.experiment_id", experiment_ids);
     q.push(" AND x.key = ").push_bind(key.to_owned());
-    q.push(" AND x.value_prefix = ").push_bind(value.to_owned()).push("), false)");
+    q.push(" AND x.value_prefix = ").push_bind(value.to_owned());
+}
+
+/// Whether the stored prefix alone decides `<op> value`: an equality with a value shorter
+/// than the prefix equals the stored value exactly when it equals the stored prefix.
+fn prefix_decides(op: StrOp, value: &str) -> bool {
+    op == StrOp::Eq && value.chars().count() < VALUE_PREFIX_CHARS
 }
 
 /// `column` is one of the experiments: a plain equality for one (so that an index on
@@ -244,6 +250,19 @@ const START_TIME_DESC: OrderBy<RunOrderKey> =
 struct ChildKey<'k> {
     table: &'static str,
     key: &'k str,
+}
+
+impl<'k> ChildKey<'k> {
+    /// The key a sort key names; None for a run attribute.
+    fn of(order_key: &'k RunOrderKey) -> Option<ChildKey<'k>> {
+        let (table, key) = match order_key {
+            RunOrderKey::Metric(key) => ("latest_metrics", key),
+            RunOrderKey::Param(key) => ("run_params", key),
+            RunOrderKey::Tag(key) => ("run_tags", key),
+            RunOrderKey::Attribute(_) => return None,
+        };
+        Some(ChildKey { table, key })
+    }
 }
 
 /// Which runs one statement of a search reads.
@@ -287,13 +306,7 @@ impl<'a> Search<'a> {
     }
 
     fn first_child_key(&self) -> Option<ChildKey<'a>> {
-        let (table, key) = match &self.keys[0].key {
-            RunOrderKey::Metric(key) => ("latest_metrics", key),
-            RunOrderKey::Param(key) => ("run_params", key),
-            RunOrderKey::Tag(key) => ("run_tags", key),
-            RunOrderKey::Attribute(_) => return None,
-        };
-        Some(ChildKey { table, key })
+        ChildKey::of(&self.keys[0].key)
     }
 
     /// The segment's run ids in order, without `LIMIT`.
@@ -451,9 +464,8 @@ fn push_run_clause(q: &mut QueryBuilder<Postgres>, experiment_ids: &[i64], claus
         }
         RunClause::Param { key, op, value } | RunClause::Tag { key, op, value } => {
             push_keyed(q, child_table(clause), experiment_ids, key);
-            if *op == StrOp::Eq && value.chars().count() < VALUE_PREFIX_CHARS {
-                // A value shorter than the prefix equals the stored one exactly when it equals
-                // the stored prefix, so the prefix test alone decides. It must stand alone:
+            if prefix_decides(*op, value) {
+                // The prefix test alone decides, and it must stand alone:
                 // given `x.value = $v` as well, PostgreSQL multiplies the two selectivities as
                 // if independent, expects 1 % of the runs where 10 % match, and reads every
                 // match and sorts them instead of walking the sort key's index in order
