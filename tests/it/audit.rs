@@ -3,16 +3,7 @@ use cairn_tests::{ADMIN_PASSWORD, spawn_app};
 use serde_json::json;
 
 async fn events(app: &cairn_tests::TestApp, token: &str) -> Vec<serde_json::Value> {
-    let body: serde_json::Value = app
-        .client
-        .get(app.at("/api/v1/audit?limit=100"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("json");
+    let body: serde_json::Value = app.get_json("/api/v1/audit?limit=100", token).await;
     body["events"].as_array().expect("events").clone()
 }
 

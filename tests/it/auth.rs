@@ -33,29 +33,11 @@ async fn token_created_with_basic_auth_authenticates_and_stops_when_revoked() {
     let id = created["id"].as_str().expect("id");
     assert!(created["expires_at"].is_string());
 
-    let me: serde_json::Value = app
-        .client
-        .get(app.at("/api/v1/me"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("json");
+    let me = app.get_json("/api/v1/me", token).await;
     assert_eq!(me["username"], "admin");
     assert_eq!(me["role"], "admin");
 
-    let list: serde_json::Value = app
-        .client
-        .get(app.at("/api/v1/tokens"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("json");
+    let list = app.get_json("/api/v1/tokens", token).await;
     let tokens = list["tokens"].as_array().expect("array");
     assert_eq!(tokens.len(), 1);
     assert!(tokens[0].get("token").is_none(), "a listing never shows the secret");
@@ -108,16 +90,7 @@ async fn viewers_read_and_manage_their_own_tokens_but_change_nothing_else() {
     let app = spawn_app().await;
     app.add_user("vera", "vera-password", UserRole::Viewer).await;
     let token = app.token_for("vera", "vera-password").await;
-    let list: serde_json::Value = app
-        .client
-        .get(app.at("/api/v1/tokens"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("json");
+    let list = app.get_json("/api/v1/tokens", &token).await;
     assert_eq!(list["tokens"][0]["scope"], "read", "a viewer's token cannot write");
 
     let create_user = app

@@ -466,16 +466,7 @@ async fn kubernetes_deployments_are_deployments_and_services_rolled_out_and_back
     let token = String::from_utf8(secret.data.unwrap_or_default()["token"].0.clone()).expect("utf-8");
     let me = app.client.get(app.at("/api/v1/me")).bearer_auth(&token).send().await.expect("request");
     assert_eq!(me.status(), 200, "the pods' token authenticates");
-    let listed: serde_json::Value = app
-        .client
-        .get(app.at("/api/v1/tokens"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("json");
+    let listed = app.get_json("/api/v1/tokens", &token).await;
     let own = listed["tokens"].as_array().and_then(|t| t.iter().find(|t| t["name"] == "deployment vision")).cloned();
     let own = own.expect("the pods' token is listed");
     assert_eq!((own["scope"].as_str(), own["project"].as_str()), (Some("read"), Some("default")), "{own}");

@@ -154,16 +154,7 @@ impl World {
         browsers.insert(Persona::Admin, (admin_browser, csrf));
         // The revoked persona: the owner's second token, revoked; a session logged out.
         let revoked = app.token_for("olga", "password-123").await;
-        let listed: Value = app
-            .client
-            .get(app.at("/api/v1/tokens"))
-            .bearer_auth(&revoked)
-            .send()
-            .await
-            .expect("tokens")
-            .json()
-            .await
-            .expect("json");
+        let listed = app.get_json("/api/v1/tokens", &revoked).await;
         let newest = listed["tokens"][0]["id"].as_str().expect("token id").to_owned();
         let revoke = app.client.delete(app.at(&format!("/api/v1/tokens/{newest}"))).bearer_auth(&revoked).send().await;
         assert!(revoke.expect("revoke").status().is_success());

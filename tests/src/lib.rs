@@ -288,6 +288,12 @@ impl TestApp {
         self.token_for("admin", ADMIN_PASSWORD).await
     }
 
+    /// GET `path` with a Bearer token, and its body as JSON (whatever the status).
+    pub async fn get_json(&self, path: &str, token: &str) -> serde_json::Value {
+        let response = self.client.get(self.at(path)).bearer_auth(token).send().await.expect("request");
+        response.json().await.expect("json")
+    }
+
     /// A client that keeps cookies, as a browser does.
     pub fn browser(&self) -> reqwest::Client {
         reqwest::Client::builder()
